@@ -1,0 +1,1 @@
+"""DVC stage scripts of the autoencoder comparison; each runs as `python -m stages.<name>`."""

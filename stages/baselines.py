@@ -1,0 +1,67 @@
+"""Stage `baselines@<features>`: the same SVM on raw pixels and on PCA, to put the latents in context.
+
+Usage: python -m stages.baselines pixels|pca
+
+`pixels` scores the SVM on the 784 raw pixels scaled to [0, 1]; `pca` on a PCA
+projection with train.latent_dim components, fitted on the training images. Both
+train on at most baselines.train_limit images (class-balanced). Writes
+metrics/svm_<features>.json with the same keys as the latent SVMs.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stages.common.atomic import write_json
+from stages.common.classify import fit_and_score
+from stages.common.errors import PipelineError, run_stage
+from stages.common.layout import metrics_path
+from stages.common.params import load_params
+from stages.common.sampling import balanced_indices
+from stages.prepare import load_prepared
+
+FEATURES = ("pixels", "pca")
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1 or argv[0] not in FEATURES:
+        raise PipelineError(f"usage: python -m stages.baselines <features>, features one of {', '.join(FEATURES)}")
+    features = argv[0]
+    params = load_params()
+    svm, baselines = params["svm"], params["baselines"]
+    if not baselines["enabled"]:
+        write_json(metrics_path("svm", features), {"enabled": False})
+        print(f"baselines {features}: disabled (baselines.enabled is false)")
+        return
+
+    train, test = load_prepared("train"), load_prepared("test")
+    keep = balanced_indices(train["labels"], baselines["train_limit"])
+    x_train, y_train = pixel_features(train["images"][keep]), train["labels"][keep]
+    x_test, y_test = pixel_features(test["images"]), test["labels"]
+    extra = {"enabled": True}
+    if features == "pca":
+        from sklearn.decomposition import PCA
+
+        n_components = min(params["train"]["latent_dim"], *x_train.shape)
+        started = time.perf_counter()
+        pca = PCA(n_components=n_components, random_state=params["seed"]).fit(x_train)
+        x_train, x_test = pca.transform(x_train), pca.transform(x_test)
+        extra.update(pca_components=n_components, pca_seconds=round(time.perf_counter() - started, 3),
+                     pca_explained_variance=round(float(pca.explained_variance_ratio_.sum()), 6))
+
+    metrics, _ = fit_and_score(
+        x_train, y_train, x_test, y_test, svm["kernel"], svm["C"], svm["gamma"], svm["scale"], svm["n_jobs"],
+        len(train["class_names"]),
+    )
+    write_json(metrics_path("svm", features), {**metrics, **extra})
+    print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "
+          f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,1 @@
+"""Shared logic imported by the stage scripts: params, data, models, training, evaluation."""

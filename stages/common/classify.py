@@ -1,0 +1,69 @@
+"""Scoring a feature space with a kernel SVM: fit on train features, evaluate on test features.
+
+scikit-learn's SVC fits and predicts on one core. Prediction is split into row
+blocks run in threads (libsvm releases the GIL), which gives exactly the labels a
+single `predict` call gives.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+
+def resolve_jobs(n_jobs: int) -> int:
+    return os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+
+
+def make_svm(kernel: str, C: float, gamma, scale: bool):
+    svc = SVC(kernel=kernel, C=C, gamma=gamma)
+    return make_pipeline(StandardScaler(), svc) if scale else svc
+
+
+def parallel_predict(model, features: np.ndarray, n_jobs: int) -> np.ndarray:
+    """`model.predict` over row blocks in threads; identical to one call, faster on several cores."""
+    n_jobs = min(resolve_jobs(n_jobs), max(1, len(features) // 256))
+    if n_jobs == 1:
+        return model.predict(features)
+    blocks = np.array_split(features, n_jobs)
+    parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(model.predict)(block) for block in blocks)
+    return np.concatenate(parts)
+
+
+def fit_and_score(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    kernel: str,
+    C: float,
+    gamma,
+    scale: bool,
+    n_jobs: int,
+    n_classes: int,
+) -> tuple[dict, np.ndarray]:
+    """Fit an SVM and score it; returns (metrics, confusion matrix)."""
+    model = make_svm(kernel, C, gamma, scale)
+    started = time.perf_counter()
+    model.fit(np.asarray(x_train, dtype=np.float64), y_train)
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = parallel_predict(model, np.asarray(x_test, dtype=np.float64), n_jobs)
+    predict_seconds = time.perf_counter() - started
+    labels = np.arange(n_classes)
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
+        "macro_f1": round(float(f1_score(y_test, predicted, labels=labels, average="macro", zero_division=0)), 6),
+        "n_train": int(len(x_train)),
+        "n_test": int(len(x_test)),
+        "n_features": int(x_train.shape[1]),
+        "fit_seconds": round(fit_seconds, 3),
+        "predict_seconds": round(predict_seconds, 3),
+    }
+    return metrics, confusion_matrix(y_test, predicted, labels=labels)

@@ -1,0 +1,65 @@
+"""Choosing the compute device and precision, and seeding every random number generator."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from stages.common.errors import PipelineError
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map train.device (auto, cpu, cuda, mps) to a torch device; auto prefers CUDA, then MPS."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("params.yaml: train.device is 'cuda' but torch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PipelineError("params.yaml: train.device is 'mps' but Apple MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
+    cpu = torch._C._cpu
+    return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse bf16 where it would be emulated (slow, and not what the user asked for)."""
+    if precision != "bf16":
+        return
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return
+    if device.type == "cpu" and cpu_supports_bf16():
+        return
+    if device.type == "cpu":
+        raise PipelineError(
+            "params.yaml: train.precision is 'bf16' but this CPU has neither AVX-512 BF16 nor AMX; use 'fp32'"
+        )
+    raise PipelineError(f"params.yaml: train.precision is 'bf16' but device {device.type} does not support it; use 'fp32'")
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context for `precision` (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch, and ask torch for deterministic kernels where it has them."""
+    # cuBLAS needs this set before its first use to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False

@@ -1,0 +1,95 @@
+"""Matplotlib figures of the pipeline: reconstructions, t-SNE scatter, confusion matrix, comparisons.
+
+Functions return a Figure; the caller saves it with `atomic.save_figure`.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Fixed so that plots are byte-identical between runs and machines with other settings.
+plt.rcParams.update({"font.family": "DejaVu Sans", "svg.hashsalt": "ae-compare", "figure.max_open_warning": 0})
+
+
+def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, title: str):
+    """Originals in the top row, reconstructions below; both (n, 28, 28) in [0, 1]."""
+    n = len(originals)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.3), squeeze=False)
+    for row, images in enumerate((originals, reconstructed)):
+        for col in range(n):
+            ax = axes[row][col]
+            ax.imshow(images[col], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(("original", "reconstructed")[row], fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_scatter(ax, xy: np.ndarray, labels: np.ndarray, class_names, title: str, legend: bool = True) -> None:
+    cmap = plt.get_cmap("tab10")
+    for cls, name in enumerate(class_names):
+        mask = labels == cls
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=12, color=cmap(cls % 10), label=name, alpha=0.85, linewidths=0)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if legend:
+        ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+
+
+def tsne_figure(xy: np.ndarray, labels: np.ndarray, class_names, title: str):
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    tsne_scatter(ax, xy, labels, class_names, title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, class_names, title: str):
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(matrix, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = matrix.max() / 2
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if matrix[i, j] > threshold else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: dict, names: dict):
+    """`histories`: arch -> DataFrame-like with epoch, train_loss, test_mse columns."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for arch, history in histories.items():
+        axes[0].plot(history["epoch"], history["train_loss"], marker="o", label=names[arch])
+        axes[1].plot(history["epoch"], history["test_mse"], marker="o", label=names[arch])
+    for ax, title in zip(axes, ("training loss (mean of batch MSE)", "test MSE")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def image_stack(images: list, titles: list):
+    """Stack already-rendered images (H x W x C arrays) vertically, one titled row each."""
+    fig, axes = plt.subplots(len(images), 1, figsize=(10, 2.6 * len(images)), squeeze=False)
+    for ax, image, title in zip(axes[:, 0], images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,113 @@
+"""Reading and validating gzip-compressed IDX files (the MNIST format).
+
+Every check failure raises PipelineError with one line naming the file and what is
+wrong, so a bad download or a wrong folder is caught before anything is trained.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.errors import PipelineError
+
+IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+IMAGE_SIDE = 28
+N_CLASSES = 10
+
+
+def file_digests(path: str | os.PathLike) -> tuple[str, str]:
+    """Return (md5, sha256) hex digests of a file's bytes."""
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _decompress(path: Path) -> bytes:
+    if not path.is_file():
+        raise PipelineError(f"{path}: file missing")
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: file is empty")
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            raise PipelineError(f"{path}: not a gzip file (expected the .gz file as published)")
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except EOFError:
+        raise PipelineError(f"{path}: gzip stream is truncated (incomplete download?)") from None
+    except (OSError, zlib.error) as err:
+        raise PipelineError(f"{path}: corrupt gzip data ({err})") from None
+
+
+def _header(path: Path, raw: bytes, magic: int, n_dims: int) -> tuple[int, ...]:
+    header_size = 4 * (1 + n_dims)
+    if len(raw) < header_size:
+        raise PipelineError(f"{path}: {len(raw)} bytes is too short for an IDX header of {header_size} bytes")
+    found = struct.unpack(">I", raw[:4])[0]
+    if found != magic:
+        kind = "images" if magic == IMAGES_MAGIC else "labels"
+        raise PipelineError(f"{path}: IDX magic number is 0x{found:08x}; expected 0x{magic:08x} for {kind}")
+    return struct.unpack(f">{n_dims}I", raw[4:header_size])
+
+
+def read_images(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX images file into a uint8 array of shape (n, 28, 28)."""
+    path = Path(path)
+    raw = _decompress(path)
+    count, rows, cols = _header(path, raw, IMAGES_MAGIC, 3)
+    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
+        raise PipelineError(f"{path}: images are {rows}x{cols}; expected {IMAGE_SIDE}x{IMAGE_SIDE}")
+    expected = count * rows * cols
+    payload = raw[16:]
+    if len(payload) != expected:
+        raise PipelineError(
+            f"{path}: payload is {len(payload)} bytes; the header promises {count} images ({expected} bytes)"
+        )
+    return np.frombuffer(payload, dtype=np.uint8).reshape(count, rows, cols)
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX labels file into a uint8 array of shape (n,), checking labels are 0-9."""
+    path = Path(path)
+    raw = _decompress(path)
+    (count,) = _header(path, raw, LABELS_MAGIC, 1)
+    payload = raw[8:]
+    if len(payload) != count:
+        raise PipelineError(f"{path}: payload is {len(payload)} bytes; the header promises {count} labels")
+    labels = np.frombuffer(payload, dtype=np.uint8)
+    if count and labels.max() >= N_CLASSES:
+        bad = int(np.argmax(labels >= N_CLASSES))
+        raise PipelineError(f"{path}: label {labels[bad]} at index {bad}; expected labels 0-{N_CLASSES - 1}")
+    return labels
+
+
+def read_split(images_path: str | os.PathLike, labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read an images file and its labels file, checking that their counts agree."""
+    images = read_images(images_path)
+    labels = read_labels(labels_path)
+    if len(images) != len(labels):
+        raise PipelineError(
+            f"{images_path}: holds {len(images)} images but {Path(labels_path).name} holds {len(labels)} labels"
+        )
+    if len(images) == 0:
+        raise PipelineError(f"{images_path}: holds no images")
+    return images, labels
+
+
+def write_idx_gz(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzip IDX file (used by tests and to make tiny datasets)."""
+    array = np.asarray(array, dtype=np.uint8)
+    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.GzipFile(path, "wb", mtime=0) as f:
+        f.write(header + array.tobytes())

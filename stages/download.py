@@ -1,0 +1,93 @@
+"""Stage `download`: fetch (or copy) the dataset's four IDX files into data/raw/, verified.
+
+With data.source `mirrors` each file comes from the official mirrors with retries and
+its published md5 checked; with a folder, the files are read from there. Either way
+every file's IDX structure is validated, and data/raw/manifest.json records where
+each file came from with its md5 and sha256.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from stages.common.atomic import atomic_dir, write_json
+from stages.common.datasets import DATASETS, FILE_NAMES, SPLIT_FILES
+from stages.common.errors import PipelineError, run_stage
+from stages.common.fetch import download
+from stages.common.idx import file_digests, read_split
+from stages.common.layout import RAW_DIR
+from stages.common.params import load_params
+from stages.common.progress import byte_progress
+
+
+def fetch_from_mirrors(spec, mirrors, dest_dir: Path, timeout_seconds: float, retries: int) -> dict:
+    """Download every file of `spec` into `dest_dir`; return file name -> URL used."""
+    used = {}
+    failures = []
+    for name in FILE_NAMES:
+        with byte_progress(name) as progress:
+            try:
+                used[name] = download(
+                    name, mirrors, dest_dir / name, spec.md5[name], timeout_seconds, retries,
+                    progress=progress, log=lambda msg: print(msg, file=sys.stderr),
+                )
+            except PipelineError as err:
+                failures.append(str(err))
+    if failures:
+        raise PipelineError(
+            " | ".join(failures) + " — check the network, or download the four files by hand and set data.source "
+            "in params.yaml to their folder"
+        )
+    return used
+
+
+def copy_from_folder(source: Path, dest_dir: Path) -> dict:
+    """Copy the four files from a local folder; return file name -> source path."""
+    used = {}
+    for name in FILE_NAMES:
+        path = source / name
+        if not path.is_file():
+            raise PipelineError(f"{path}: file missing (data.source must hold {', '.join(FILE_NAMES)})")
+        shutil.copyfile(path, dest_dir / name)
+        used[name] = str(path)
+    return used
+
+
+def validate_and_describe(spec, folder: Path, origins: dict) -> dict:
+    """Check the IDX structure of both splits; return the manifest describing the files."""
+    manifest = {"dataset": spec.name, "files": {}, "splits": {}}
+    for split, (images_name, labels_name) in SPLIT_FILES.items():
+        images, _ = read_split(folder / images_name, folder / labels_name)
+        manifest["splits"][split] = int(len(images))
+    for name in FILE_NAMES:
+        md5, sha256 = file_digests(folder / name)
+        manifest["files"][name] = {
+            "origin": origins[name],
+            "md5": md5,
+            "sha256": sha256,
+            "official_md5": md5 == spec.md5[name],
+        }
+    return manifest
+
+
+def main(argv: list[str]) -> None:
+    params = load_params()
+    data = params["data"]
+    spec = DATASETS[data["dataset"]]
+    with atomic_dir(RAW_DIR) as tmp:
+        if data["source"] == "mirrors":
+            mirrors = data["mirrors"] or spec.mirrors
+            origins = fetch_from_mirrors(spec, mirrors, tmp, data["timeout_seconds"], data["retries"])
+        else:
+            origins = copy_from_folder(Path(data["source"]), tmp)
+        manifest = validate_and_describe(spec, tmp, origins)
+        write_json(tmp / "manifest.json", manifest)
+    for name, info in manifest["files"].items():
+        note = "official md5" if info["official_md5"] else "not the official file (md5 differs); structure checked"
+        print(f"{name}: {info['origin']} sha256 {info['sha256'][:16]}… ({note})")
+    print(f"download: {spec.name} train {manifest['splits']['train']}, test {manifest['splits']['test']} images")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,54 @@
+"""Stage `latents@<arch>`: encode the whole train and test split with the trained model.
+
+Usage: python -m stages.latents <arch>
+
+Writes data/latents/<arch>.npz (float32 z_train, z_test; uint8 y_train, y_test;
+class_names) and metrics/latents_<arch>.json (sizes and timing).
+"""
+from __future__ import annotations
+
+import time
+import torch
+
+from stages.common.atomic import write_json, write_npz
+from stages.common.device import resolve_device, seed_everything
+from stages.common.errors import run_stage
+from stages.common.layout import latents_path, metrics_path, model_path, parse_arch
+from stages.common.models import build_model
+from stages.common.params import load_params
+from stages.common.training import encode_all, to_float_images
+from stages.prepare import load_prepared
+
+
+def main(argv: list[str]) -> None:
+    arch = parse_arch(argv, "latents")
+    params = load_params()
+    device = resolve_device(params["train"]["device"])
+    seed_everything(params["seed"])
+    batch_size = params["latents"]["batch_size"]
+
+    model = build_model(arch, params["train"]["latent_dim"])
+    model.load_state_dict(torch.load(model_path(arch), map_location="cpu", weights_only=True))
+    model.to(device)
+
+    started = time.perf_counter()
+    arrays = {}
+    for split in ("train", "test"):
+        data = load_prepared(split)
+        arrays[f"z_{split}"] = encode_all(model, to_float_images(data["images"], device), batch_size)
+        arrays[f"y_{split}"] = data["labels"]
+        arrays["class_names"] = data["class_names"]
+    seconds = time.perf_counter() - started
+
+    write_npz(latents_path(arch), **arrays)
+    write_json(metrics_path("latents", arch), {
+        "n_train": len(arrays["z_train"]),
+        "n_test": len(arrays["z_test"]),
+        "latent_dim": int(arrays["z_train"].shape[1]),
+        "seconds": round(seconds, 3),
+    })
+    print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,62 @@
+"""Stage `tsne@<arch>`: embed test latents in 2-D with t-SNE and measure its trustworthiness.
+
+Usage: python -m stages.tsne <arch>
+
+Takes the first tsne.per_class test images of each class (in test-set order, as the
+reference notebook did; null takes the whole test split). Writes plots/tsne/<arch>.png,
+plots/tsne/<arch>.csv (x, y, label, class) and metrics/tsne_<arch>.json.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stages.common.atomic import save_figure, write_json, write_text
+from stages.common.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
+from stages.common.errors import PipelineError, run_stage
+from stages.common.layout import PLOTS_DIR, latents_path, metrics_path, parse_arch
+from stages.common.params import ARCH_NAMES, load_params
+from stages.common.sampling import first_per_class
+
+def points_csv(xy: np.ndarray, labels: np.ndarray, class_names) -> str:
+    lines = ["x,y,label,class"]
+    lines += [f"{x:.5f},{y:.5f},{label},{class_names[label]}" for (x, y), label in zip(xy, labels)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    arch = parse_arch(argv, "tsne")
+    params = load_params()
+    tsne = params["tsne"]
+    with np.load(latents_path(arch)) as f:
+        z_test, y_test, class_names = f["z_test"], f["y_test"], [str(c) for c in f["class_names"]]
+
+    picked = first_per_class(y_test, tsne["per_class"])
+    if tsne["perplexity"] >= len(picked):
+        raise PipelineError(
+            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; expected a number below the {len(picked)} t-SNE points"
+        )
+    latents, labels = z_test[picked], y_test[picked]
+    started = time.perf_counter()
+    xy = tsne_2d(latents, tsne["perplexity"], tsne["max_iter"], params["seed"])
+    seconds = time.perf_counter() - started
+    trust = embedding_trustworthiness(latents, xy)
+
+    from stages.common.figures import tsne_figure
+
+    title = f"{ARCH_NAMES[arch]}: t-SNE of {len(picked)} test latents (trustworthiness {trust:.3f})"
+    save_figure(tsne_figure(xy, labels, class_names, title), PLOTS_DIR / "tsne" / f"{arch}.png")
+    write_text(PLOTS_DIR / "tsne" / f"{arch}.csv", points_csv(xy, labels, class_names))
+    write_json(metrics_path("tsne", arch), {
+        "trustworthiness": round(trust, 6),
+        "trustworthiness_k": TRUSTWORTHINESS_K,
+        "n_points": int(len(picked)),
+        "perplexity": tsne["perplexity"],
+        "seconds": round(seconds, 3),
+    })
+    print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    run_stage(main)
