@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
         raise PipelineError(f"usage: python -m stages.baselines <features>, features one of {', '.join(FEATURES)}")
     features = argv[0]
     params = load_params()
-    svm, baselines = params["svm"], params["baselines"]
+    baselines = params["baselines"]
     if not baselines["enabled"]:
         write_json(metrics_path("svm", features), {"enabled": False})
         print(f"baselines {features}: disabled (baselines.enabled is false)")
@@ -54,10 +54,7 @@ def main(argv: list[str]) -> None:
         extra.update(pca_components=n_components, pca_seconds=round(time.perf_counter() - started, 3),
                      pca_explained_variance=round(float(pca.explained_variance_ratio_.sum()), 6))
 
-    metrics, _ = fit_and_score(
-        x_train, y_train, x_test, y_test, svm["kernel"], svm["C"], svm["gamma"], svm["scale"], svm["n_jobs"],
-        len(train["class_names"]),
-    )
+    metrics, _ = fit_and_score(x_train, y_train, x_test, y_test, len(train["class_names"]), **params["svm"])
     write_json(metrics_path("svm", features), {**metrics, **extra})
     print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")

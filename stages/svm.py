@@ -19,15 +19,11 @@ from stages.common.params import ARCH_NAMES, load_params
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "svm")
     params = load_params()
-    svm = params["svm"]
     with np.load(latents_path(arch)) as f:
         z_train, y_train, z_test, y_test = f["z_train"], f["y_train"], f["z_test"], f["y_test"]
         class_names = [str(c) for c in f["class_names"]]
 
-    metrics, confusion = fit_and_score(
-        z_train, y_train, z_test, y_test, svm["kernel"], svm["C"], svm["gamma"], svm["scale"], svm["n_jobs"],
-        len(class_names),
-    )
+    metrics, confusion = fit_and_score(z_train, y_train, z_test, y_test, len(class_names), **params["svm"])
     from stages.common.figures import confusion_figure
 
     title = f"{ARCH_NAMES[arch]} latents: SVM accuracy {metrics['accuracy']:.2%}"

@@ -19,6 +19,7 @@ DATASET_IDS = ("mnist", "fashion-mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid")
+SVM_IMPLEMENTATIONS = ("sklearnex", "sklearn")
 
 DEFAULTS = {
     "seed": 42,
@@ -42,7 +43,7 @@ DEFAULTS = {
     },
     "latents": {"batch_size": 1024},
     "tsne": {"per_class": 20, "perplexity": 30, "max_iter": 1000},
-    "svm": {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "n_jobs": -1},
+    "svm": {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "implementation": "sklearnex", "n_jobs": -1},
     "baselines": {"enabled": True, "train_limit": None},
 }
 
@@ -181,6 +182,7 @@ def validate(given: dict, root: str | os.PathLike = ".") -> dict:
     if gamma not in ("scale", "auto") and not (_is_number(gamma) and gamma > 0):
         raise _fail("svm.gamma", gamma, "'scale', 'auto' or a positive number")
     _boolean(params, "svm.scale")
+    _choice(params, "svm.implementation", SVM_IMPLEMENTATIONS)
     n_jobs = params["svm"]["n_jobs"]
     if not _is_int(n_jobs) or n_jobs == 0 or n_jobs < -1:
         raise _fail("svm.n_jobs", n_jobs, "a positive integer, or -1 for every core")
