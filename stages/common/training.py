@@ -98,6 +98,9 @@ def fit(
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> list[EpochResult]:
     """Adam + MSE for `epochs` epochs; after each, the test MSE. Returns one result per epoch."""
+    if x_train.device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        # oneDNN's convolutions run about 15% faster on NHWC weights (benchmarks/).
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     history = []

@@ -1,0 +1,50 @@
+"""Shared fixtures: the project root, tiny IDX datasets written on the fly, the real MNIST sample."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages.common.datasets import SPLIT_FILES  # noqa: E402
+from stages.common.idx import write_idx_gz  # noqa: E402
+
+MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
+
+
+def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Digit-like toy images: each class a bright bar at its own position, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 2 + 2 * label: 6 + 2 * label, 4:24] = 220
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_folder(folder: Path, n_train: int = 300, n_test: int = 100) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = make_images(n, seed)
+        images_name, labels_name = SPLIT_FILES[split]
+        write_idx_gz(folder / images_name, images)
+        write_idx_gz(folder / labels_name, labels)
+    return folder
+
+
+@pytest.fixture
+def idx_folder(tmp_path: Path) -> Path:
+    """A complete four-file IDX source of toy images."""
+    return write_idx_folder(tmp_path / "idx")
+
+
+def data_source_for_e2e(tmp_root: Path) -> Path:
+    """The real MNIST sample where the shared folder is present, else toy IDX files."""
+    if MNIST_SMALL.is_dir():
+        return MNIST_SMALL
+    return write_idx_folder(tmp_root / "idx-source", n_train=600, n_test=200)

@@ -1,0 +1,70 @@
+"""A loopback HTTP server whose URL prefix picks a misbehaviour: for testing downloads."""
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    stall_seconds = 5.0
+    throttle_seconds = 0.05  # per chunk for /slow/
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        _, mode, name = self.path.split("/", 2)
+        body = self.files.get(name)
+        if mode == "m404" or body is None:
+            return self.send_error(404)
+        if mode == "m500":
+            return self.send_error(500)
+        if mode == "stall":
+            time.sleep(self.stall_seconds)
+        if mode == "badmd5":
+            body = bytes(len(body))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            if mode == "cut":  # close half-way through, as a dropped connection does
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if mode == "slow":
+                for start in range(0, len(body), 4096):
+                    self.wfile.write(body[start:start + 4096])
+                    self.wfile.flush()
+                    time.sleep(self.throttle_seconds)
+                return
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@contextmanager
+def serve(files: dict):
+    """Serve `files` (name -> bytes) on 127.0.0.1; yields the base URL 'http://127.0.0.1:PORT'."""
+    handler = type("FilesHandler", (Handler,), {"files": files})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens, so connecting is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/none"

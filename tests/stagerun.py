@@ -1,0 +1,70 @@
+"""Helpers to run stage scripts in a scratch copy of the project, as DVC would."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore")
+
+
+def make_project(folder: Path, overrides: dict | None = None) -> Path:
+    """Copy the pipeline's code and params into `folder`, applying nested `overrides` to params."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, folder / name)
+    set_params(folder, overrides or {})
+    return folder
+
+
+def set_params(folder: Path, overrides: dict) -> None:
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+
+    def merge(node, changes):
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                merge(node.setdefault(key, {}), value)
+            else:
+                node[key] = value
+
+    merge(params, overrides)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def env() -> dict:
+    """The environment for stage and dvc subprocesses: this interpreter's venv first on PATH."""
+    result = dict(os.environ)
+    result["PATH"] = str(Path(sys.executable).parent) + os.pathsep + result.get("PATH", "")
+    result["DVC_NO_ANALYTICS"] = "1"
+    result.pop("PYTHONPATH", None)
+    return result
+
+
+def run(args: list, cwd: Path, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def stage(name: str, cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", f"stages.{name}", *args], cwd, check=check)
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one-line error a failed stage printed (asserting it is exactly one line)."""
+    assert proc.returncode != 0, proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return errors[0]
