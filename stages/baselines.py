@@ -19,6 +19,7 @@ from stages.common.errors import PipelineError, run_stage
 from stages.common.layout import metrics_path
 from stages.common.params import load_params
 from stages.common.sampling import balanced_indices
+from stages.common.usage import peak_rss_mb
 from stages.prepare import load_prepared
 
 FEATURES = ("pixels", "pca")
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> None:
                      pca_explained_variance=round(float(pca.explained_variance_ratio_.sum()), 6))
 
     metrics, _ = fit_and_score(x_train, y_train, x_test, y_test, len(train["class_names"]), **params["svm"])
-    write_json(metrics_path("svm", features), {**metrics, **extra})
+    write_json(metrics_path("svm", features), {**metrics, **extra, "peak_rss_mb": peak_rss_mb()})
     print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
 

@@ -8,6 +8,7 @@ class_names) and metrics/latents_<arch>.json (sizes and timing).
 from __future__ import annotations
 
 import time
+
 import torch
 
 from stages.common.atomic import write_json, write_npz
@@ -17,6 +18,7 @@ from stages.common.layout import latents_path, metrics_path, model_path, parse_a
 from stages.common.models import build_model
 from stages.common.params import load_params
 from stages.common.training import encode_all, to_float_images
+from stages.common.usage import peak_rss_mb
 from stages.prepare import load_prepared
 
 
@@ -46,6 +48,7 @@ def main(argv: list[str]) -> None:
         "n_test": len(arrays["z_test"]),
         "latent_dim": int(arrays["z_train"].shape[1]),
         "seconds": round(seconds, 3),
+        "peak_rss_mb": peak_rss_mb(),
     })
     print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")
 

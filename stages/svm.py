@@ -14,6 +14,7 @@ from stages.common.classify import fit_and_score
 from stages.common.errors import run_stage
 from stages.common.layout import PLOTS_DIR, latents_path, metrics_path, parse_arch
 from stages.common.params import ARCH_NAMES, load_params
+from stages.common.usage import peak_rss_mb
 
 
 def main(argv: list[str]) -> None:
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> None:
 
     title = f"{ARCH_NAMES[arch]} latents: SVM accuracy {metrics['accuracy']:.2%}"
     save_figure(confusion_figure(confusion, class_names, title), PLOTS_DIR / "confusion" / f"{arch}.png")
-    write_json(metrics_path("svm", arch), metrics)
+    write_json(metrics_path("svm", arch), {**metrics, "peak_rss_mb": peak_rss_mb()})
     print(f"svm {arch}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
 

@@ -21,6 +21,7 @@ from stages.common.models import build_model, param_counts
 from stages.common.params import ARCH_NAMES, load_params
 from stages.common.progress import batch_bar
 from stages.common.training import EpochResult, fit, to_float_images
+from stages.common.usage import peak_rss_mb
 from stages.prepare import load_prepared
 
 N_RECONSTRUCTIONS = 10
@@ -107,6 +108,7 @@ def main(argv: list[str]) -> None:
         "precision": train["precision"],
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 3),
         "seconds": round(seconds, 3),
+        "peak_rss_mb": peak_rss_mb(),
     })
 
 

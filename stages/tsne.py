@@ -18,6 +18,8 @@ from stages.common.errors import PipelineError, run_stage
 from stages.common.layout import PLOTS_DIR, latents_path, metrics_path, parse_arch
 from stages.common.params import ARCH_NAMES, load_params
 from stages.common.sampling import first_per_class
+from stages.common.usage import peak_rss_mb
+
 
 def points_csv(xy: np.ndarray, labels: np.ndarray, class_names) -> str:
     lines = ["x,y,label,class"]
@@ -35,7 +37,8 @@ def main(argv: list[str]) -> None:
     picked = first_per_class(y_test, tsne["per_class"])
     if tsne["perplexity"] >= len(picked):
         raise PipelineError(
-            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; expected a number below the {len(picked)} t-SNE points"
+            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; "
+            f"expected a number below the {len(picked)} t-SNE points"
         )
     latents, labels = z_test[picked], y_test[picked]
     started = time.perf_counter()
@@ -54,6 +57,7 @@ def main(argv: list[str]) -> None:
         "n_points": int(len(picked)),
         "perplexity": tsne["perplexity"],
         "seconds": round(seconds, 3),
+        "peak_rss_mb": peak_rss_mb(),
     })
     print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")
 

@@ -28,8 +28,7 @@ def resolve_device(name: str) -> torch.device:
 
 def cpu_supports_bf16() -> bool:
     """True where the CPU has native bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
-    cpu = torch._C._cpu
-    return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -44,7 +43,9 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise PipelineError(
             "params.yaml: train.precision is 'bf16' but this CPU has neither AVX-512 BF16 nor AMX; use 'fp32'"
         )
-    raise PipelineError(f"params.yaml: train.precision is 'bf16' but device {device.type} does not support it; use 'fp32'")
+    raise PipelineError(
+        f"params.yaml: train.precision is 'bf16' but device {device.type} does not support it; use 'fp32'"
+    )
 
 
 def autocast(precision: str, device: torch.device):

@@ -11,8 +11,8 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from stages.common.atomic import atomic_path
 from stages.common.errors import PipelineError
@@ -42,7 +42,7 @@ def _stream(url: str, dest: Path, timeout_seconds: float, progress: Callable[[in
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise AttemptFailed("timed out", transient=True) from None
         raise AttemptFailed(f"{reason}", transient=True) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise AttemptFailed("timed out", transient=True) from None
     except OSError as err:
         raise AttemptFailed(str(err), transient=True) from None
@@ -62,7 +62,7 @@ def _stream(url: str, dest: Path, timeout_seconds: float, progress: Callable[[in
                 received += len(chunk)
                 if progress:
                     progress(received, expected)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise AttemptFailed(f"timed out after {received} bytes", transient=True) from None
     except (OSError, urllib.error.URLError) as err:
         # http.client.IncompleteRead is an OSError subclass too.

@@ -168,9 +168,8 @@ def validate(given: dict, root: str | os.PathLike = ".") -> dict:
     if per_class is not None:
         n_points = per_class * N_CLASSES
         if test_limit is not None and n_points > test_limit:
-            raise _fail(
-                "tsne.per_class", per_class, f"at most {test_limit // N_CLASSES} per class (data.test_limit is {test_limit})"
-            )
+            limit = f"at most {test_limit // N_CLASSES} per class (data.test_limit is {test_limit})"
+            raise _fail("tsne.per_class", per_class, limit)
         if params["tsne"]["perplexity"] >= n_points:
             raise _fail(
                 "tsne.perplexity", params["tsne"]["perplexity"], f"a number below the {n_points} t-SNE points"

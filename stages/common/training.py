@@ -7,8 +7,8 @@ batch is an index into it, so no per-image work happens during an epoch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -1,0 +1,79 @@
+"""Training and evaluation helpers: the loss bookkeeping, determinism, encoding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stages.common.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
+from stages.common.errors import PipelineError
+from stages.common.models import build_model
+from stages.common.training import encode_all, evaluate_mse, fit, to_float_images
+from tests.conftest import make_images
+
+CPU = torch.device("cpu")
+
+
+def test_to_float_images_scales_like_totensor():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    out = to_float_images(images, CPU)
+    assert out.shape == (1, 1, 2, 2) and out.dtype == torch.float32
+    torch.testing.assert_close(out[0, 0], torch.tensor([[0.0, 1.0], [0.2, 0.4]]))
+
+
+def test_evaluate_mse_is_the_batch_size_weighted_mean_of_batch_losses():
+    torch.manual_seed(0)
+    model = build_model("stacked", 8)
+    x = torch.rand(70, 1, 28, 28)
+    batch_means = [(torch.nn.functional.mse_loss(model(x[i:i + 32]), x[i:i + 32]).item(), len(x[i:i + 32]))
+                   for i in range(0, 70, 32)]
+    expected = sum(m * n for m, n in batch_means) / 70
+    assert evaluate_mse(model, x, batch_size=32) == pytest.approx(expected, rel=1e-5)
+    assert evaluate_mse(model, x, batch_size=7) == pytest.approx(expected, rel=1e-5)
+
+
+def train_once(arch: str):
+    seed_everything(3)
+    images, _ = make_images(200)
+    x = to_float_images(images, CPU)
+    model = build_model(arch, 16)
+    history = fit(model, x[:160], x[160:], epochs=2, batch_size=32, lr=1e-3, seed=3, precision="fp32",
+                  eval_batch_size=64)
+    return model, history
+
+
+@pytest.mark.parametrize("arch", ["conv", "stacked"])
+def test_training_lowers_the_loss_and_repeats_exactly(arch):
+    model_a, history_a = train_once(arch)
+    model_b, history_b = train_once(arch)
+    assert [r.epoch for r in history_a] == [1, 2]
+    assert history_a[1].train_loss < history_a[0].train_loss
+    assert [(r.train_loss, r.test_mse) for r in history_a] == [(r.train_loss, r.test_mse) for r in history_b]
+    for key, value in model_a.state_dict().items():
+        assert torch.equal(value, model_b.state_dict()[key]), key
+
+
+def test_encode_all_matches_encode_in_one_batch():
+    torch.manual_seed(0)
+    model = build_model("superres", 8).eval()
+    x = torch.rand(50, 1, 28, 28)
+    z = encode_all(model, x, batch_size=16)
+    assert z.shape == (50, 8) and z.dtype == np.float32
+    with torch.no_grad():
+        np.testing.assert_allclose(z, model.encode(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_device_auto_falls_back_to_cpu_here():
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type in ("cpu", "mps")
+        with pytest.raises(PipelineError, match="train.device is 'cuda' but torch sees no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_bf16_is_refused_in_one_line_where_the_cpu_lacks_it():
+    check_precision("fp32", CPU)
+    if cpu_supports_bf16():
+        check_precision("bf16", CPU)
+    else:
+        with pytest.raises(PipelineError, match="train.precision is 'bf16' but this CPU has neither"):
+            check_precision("bf16", CPU)
