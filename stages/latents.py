@@ -18,12 +18,13 @@ from stages.common.layout import latents_path, metrics_path, model_path, parse_a
 from stages.common.models import build_model
 from stages.common.params import load_params
 from stages.common.training import encode_all, to_float_images
-from stages.common.usage import peak_rss_mb
+from stages.common.usage import keep_large_buffers_off_heap, peak_rss_mb
 from stages.prepare import load_prepared
 
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "latents")
+    keep_large_buffers_off_heap()
     params = load_params()
     device = resolve_device(params["train"]["device"])
     seed_everything(params["seed"])

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     histories = {arch: pd.read_csv(PLOTS_DIR / "loss" / f"{arch}.csv") for arch in archs}
     save_figure(loss_curves(histories, ARCH_NAMES), PLOTS_DIR / "compare_loss.png")
     images = [matplotlib.image.imread(PLOTS_DIR / "reconstructions" / f"{arch}.png") for arch in archs]
-    save_figure(image_stack(images, [ARCH_NAMES[a] for a in archs]), PLOTS_DIR / "compare_reconstructions.png")
+    save_figure(image_stack(images), PLOTS_DIR / "compare_reconstructions.png")
     save_figure(tsne_comparison(archs), PLOTS_DIR / "compare_tsne.png")
 
     write_text(PLOTS_DIR / "report.md", markdown(archs, params["data"]["dataset"], metrics, baselines))

@@ -21,7 +21,7 @@ from stages.common.models import build_model, param_counts
 from stages.common.params import ARCH_NAMES, load_params
 from stages.common.progress import batch_bar
 from stages.common.training import EpochResult, fit, to_float_images
-from stages.common.usage import peak_rss_mb
+from stages.common.usage import keep_large_buffers_off_heap, peak_rss_mb
 from stages.prepare import load_prepared
 
 N_RECONSTRUCTIONS = 10
@@ -57,6 +57,7 @@ def reconstruction_figure(model, x_test: torch.Tensor, labels, title: str):
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "train")
+    keep_large_buffers_off_heap()
     params = load_params()
     train = params["train"]
     device = resolve_device(train["device"])
@@ -95,7 +96,8 @@ def main(argv: list[str]) -> None:
 
     save_state_dict(model, model_path(arch))
     write_text(PLOTS_DIR / "loss" / f"{arch}.csv", loss_csv(history))
-    fig = reconstruction_figure(model, x_test, test_split["labels"], f"{ARCH_NAMES[arch]}: test images")
+    title = f"{ARCH_NAMES[arch]}: test images (top) and their reconstructions"
+    fig = reconstruction_figure(model, x_test, test_split["labels"], title)
     save_figure(fig, PLOTS_DIR / "reconstructions" / f"{arch}.png")
     write_json(metrics_path("train", arch), {
         "train_loss": round(history[-1].train_loss, 8),

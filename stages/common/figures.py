@@ -84,12 +84,11 @@ def loss_curves(histories: dict, names: dict):
     return fig
 
 
-def image_stack(images: list, titles: list):
-    """Stack already-rendered images (H x W x C arrays) vertically, one titled row each."""
-    fig, axes = plt.subplots(len(images), 1, figsize=(10, 2.6 * len(images)), squeeze=False)
-    for ax, image, title in zip(axes[:, 0], images, titles):
+def image_stack(images: list):
+    """Stack already-rendered images (H x W x C arrays, each titled itself) vertically."""
+    fig, axes = plt.subplots(len(images), 1, figsize=(10, 2.4 * len(images)), squeeze=False)
+    for ax, image in zip(axes[:, 0], images):
         ax.imshow(image)
-        ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
     return fig

