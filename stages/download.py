@@ -46,29 +46,27 @@ def copy_from_folder(source: Path, dest_dir: Path) -> dict:
     """Copy the four files from a local folder; return file name -> source path."""
     used = {}
     for name in FILE_NAMES:
-        path = source / name
-        if not path.is_file():
-            raise PipelineError(f"{path}: file missing (data.source must hold {', '.join(FILE_NAMES)})")
-        shutil.copyfile(path, dest_dir / name)
-        used[name] = str(path)
+        shutil.copyfile(source / name, dest_dir / name)
+        used[name] = str(source / name)
     return used
 
 
-def validate_and_describe(spec, folder: Path, origins: dict) -> dict:
-    """Check the IDX structure of both splits; return the manifest describing the files."""
-    manifest = {"dataset": spec.name, "files": {}, "splits": {}}
+def check_structure(folder: Path) -> dict:
+    """Validate both splits' IDX files in `folder`; return split -> image count."""
+    counts = {}
     for split, (images_name, labels_name) in SPLIT_FILES.items():
         images, _ = read_split(folder / images_name, folder / labels_name)
-        manifest["splits"][split] = int(len(images))
+        counts[split] = int(len(images))
+    return counts
+
+
+def describe(spec, folder: Path, origins: dict, splits: dict) -> dict:
+    """The manifest: where each file came from, its digests, whether it is the published file."""
+    files = {}
     for name in FILE_NAMES:
         md5, sha256 = file_digests(folder / name)
-        manifest["files"][name] = {
-            "origin": origins[name],
-            "md5": md5,
-            "sha256": sha256,
-            "official_md5": md5 == spec.md5[name],
-        }
-    return manifest
+        files[name] = {"origin": origins[name], "md5": md5, "sha256": sha256, "official_md5": md5 == spec.md5[name]}
+    return {"dataset": spec.name, "files": files, "splits": splits}
 
 
 def main(argv: list[str]) -> None:
@@ -79,9 +77,12 @@ def main(argv: list[str]) -> None:
         if data["source"] == "mirrors":
             mirrors = data["mirrors"] or spec.mirrors
             origins = fetch_from_mirrors(spec, mirrors, tmp, data["timeout_seconds"], data["retries"])
+            splits = check_structure(tmp)
         else:
+            # Checked where they are, so an error names the user's file, not a copy.
+            splits = check_structure(Path(data["source"]))
             origins = copy_from_folder(Path(data["source"]), tmp)
-        manifest = validate_and_describe(spec, tmp, origins)
+        manifest = describe(spec, tmp, origins, splits)
         write_json(tmp / "manifest.json", manifest)
     for name, info in manifest["files"].items():
         note = "official md5" if info["official_md5"] else "not the official file (md5 differs); structure checked"

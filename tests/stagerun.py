@@ -11,7 +11,8 @@ import yaml
 
 from tests.conftest import ROOT
 
-PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore")
+# What a clone of the project holds, less tests and docs.
+PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc")
 
 
 def make_project(folder: Path, overrides: dict | None = None) -> Path:
@@ -20,7 +21,7 @@ def make_project(folder: Path, overrides: dict | None = None) -> Path:
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
         else:
             shutil.copy(src, folder / name)
     set_params(folder, overrides or {})

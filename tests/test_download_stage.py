@@ -101,7 +101,7 @@ def test_damaged_local_file_is_one_line_naming_it_and_writes_nothing(tmp_path, i
     name, reason = damage(idx_folder)
     project = make_project(tmp_path / "p", {"data": {"source": str(idx_folder)}})
     line = error_line(stage("download", project))
-    assert name in line and reason in line, line
+    assert str(idx_folder / name) in line and reason in line, line
     assert_no_output(project)
 
 

@@ -57,9 +57,7 @@ def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     source = data_source_for_e2e(root)
     repo = make_project(root / "repo", {**TINY, "data": {**TINY["data"], "source": str(source)}})
-    run(["git", "init", "-q"], repo, check=True)
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
+    run(["git", "init", "-q"], repo, check=True)  # .dvc/ came with the project, as in a clone
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pipeline")
     first = dvc(repo, "repro")
@@ -105,6 +103,8 @@ def test_plots_show_writes_a_page_with_curves_and_images(repo):
     dvc(repo, "plots", "show", "-o", "plots_html")
     page = (repo / "plots_html/index.html").read_text()
     assert "Training loss and test MSE per epoch" in page
+    assert "cdn.jsdelivr" not in page and "vegaEmbed(" in page  # renders offline
+    assert '"color": {"field": "class"' in page  # t-SNE points coloured by class
     static = {path.name for path in (repo / "plots_html/static").iterdir()}
     for arch in ARCHS:
         assert f"{arch}.csv::test_mse" in page and f"{arch}.csv::train_loss" in page
