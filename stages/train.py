@@ -21,7 +21,7 @@ from stages.common.models import build_model, param_counts
 from stages.common.params import ARCH_NAMES, load_params
 from stages.common.progress import batch_bar
 from stages.common.training import EpochResult, fit, to_float_images
-from stages.common.usage import keep_large_buffers_off_heap, peak_rss_mb
+from stages.common.usage import peak_rss_mb
 from stages.prepare import load_prepared
 
 N_RECONSTRUCTIONS = 10
@@ -57,7 +57,6 @@ def reconstruction_figure(model, x_test: torch.Tensor, labels, title: str):
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "train")
-    keep_large_buffers_off_heap()
     params = load_params()
     train = params["train"]
     device = resolve_device(train["device"])
