@@ -19,12 +19,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from stages.common.params import SVM_IMPLEMENTATIONS
+
 
 def resolve_jobs(n_jobs: int) -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-
-
-IMPLEMENTATIONS = ("sklearnex", "sklearn")
 
 
 def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "sklearnex"):
@@ -35,7 +34,7 @@ def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "s
     elif implementation == "sklearn":
         svc = SVC(kernel=kernel, C=C, gamma=gamma)
     else:
-        raise ValueError(f"unknown SVM implementation {implementation!r}; known: {', '.join(IMPLEMENTATIONS)}")
+        raise ValueError(f"unknown SVM implementation {implementation!r}; known: {', '.join(SVM_IMPLEMENTATIONS)}")
     return make_pipeline(StandardScaler(), svc) if scale else svc
 
 
