@@ -6,14 +6,17 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test bench plots clean-venv
+.PHONY: setup repro test bench sweep exps facts plots clean-venv
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# tools/venv-path.pth puts .venv/bin first on PATH for every Python of the
+# environment, so `.venv/bin/dvc repro` finds the stages' `python` without activation.
+$(VENV)/.installed: requirements.txt tools/venv-path.pth
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	cp tools/venv-path.pth "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ae-compare-venv-path.pth"
 	touch $@
 
 repro: setup
@@ -24,6 +27,18 @@ test: setup
 
 bench: setup
 	python -m benchmarks.speed
+
+# One DVC experiment per sweep.latent_dims, sweep.jobs at a time; report in plots/sweep/.
+sweep: setup
+	python -m tools.sweep
+
+# `dvc exp show` narrowed to what fits a 200-column terminal: changed params, headline results.
+exps: setup
+	dvc exp show --only-changed --drop 'Created|State|Executor|metrics/(train|svm|tsne)_.*(denoise_mse|train_loss|macro_f1|kl|reconstruction)|\.lock|data/|stages/|metrics/run|plots/' --keep 'metrics/svm_(pixels|pca).json:accuracy'
+
+# Times, memory, sizes and devices of the last run (metrics/run/, not DVC metrics).
+facts: setup
+	python -m tools.facts
 
 plots: setup
 	dvc plots show

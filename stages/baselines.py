@@ -5,7 +5,7 @@ Usage: python -m stages.baselines pixels|pca
 `pixels` scores the SVM on the 784 raw pixels scaled to [0, 1]; `pca` on a PCA
 projection with train.latent_dim components, fitted on the training images. Both
 train on at most baselines.train_limit images (class-balanced). Writes
-metrics/svm_<features>.json with the same keys as the latent SVMs.
+metrics/svm_<features>.json (the latent SVMs' result keys) and metrics/run/svm_<features>.json.
 """
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 
-from stages.common.atomic import write_json
-from stages.common.classify import fit_and_score
+from stages.common.artifacts import load_prepared
+from stages.common.atomic import OutputSet
 from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import metrics_path
+from stages.common.layout import metrics_path, run_path
 from stages.common.params import load_params
 from stages.common.sampling import balanced_indices
 from stages.common.usage import peak_rss_mb
-from stages.prepare import load_prepared
 
 FEATURES = ("pixels", "pca")
 
@@ -35,8 +34,11 @@ def main(argv: list[str]) -> None:
     features = argv[0]
     params = load_params()
     baselines = params["baselines"]
+    outputs = OutputSet([metrics_path("svm", features), run_path("svm", features)])
     if not baselines["enabled"]:
-        write_json(metrics_path("svm", features), {"enabled": False})
+        outputs.json(metrics_path("svm", features), {})
+        outputs.json(run_path("svm", features), {"enabled": False})
+        outputs.commit()
         print(f"baselines {features}: disabled (baselines.enabled is false)")
         return
 
@@ -44,6 +46,9 @@ def main(argv: list[str]) -> None:
     keep = balanced_indices(train["labels"], baselines["train_limit"])
     x_train, y_train = pixel_features(train["images"][keep]), train["labels"][keep]
     x_test, y_test = pixel_features(test["images"]), test["labels"]
+    if len(np.unique(y_train)) < 2:
+        raise PipelineError(f"data/prepared/train.npz: the baseline's training images hold only class {y_train[0]}; "
+                            "an SVM needs at least two classes")
     extra = {"enabled": True}
     if features == "pca":
         from sklearn.decomposition import PCA
@@ -55,8 +60,13 @@ def main(argv: list[str]) -> None:
         extra.update(pca_components=n_components, pca_seconds=round(time.perf_counter() - started, 3),
                      pca_explained_variance=round(float(pca.explained_variance_ratio_.sum()), 6))
 
+    from stages.common.classify import fit_and_score, split_metrics
+
     metrics, _ = fit_and_score(x_train, y_train, x_test, y_test, len(train["class_names"]), **params["svm"])
-    write_json(metrics_path("svm", features), {**metrics, **extra, "peak_rss_mb": peak_rss_mb()})
+    results, facts = split_metrics(metrics)
+    outputs.json(metrics_path("svm", features), results)
+    outputs.json(run_path("svm", features), {**facts, **extra, "peak_rss_mb": peak_rss_mb()})
+    outputs.commit()
     print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
 

@@ -11,6 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from stages.common.atomic import atomic_dir, write_json
 from stages.common.datasets import DATASETS, FILE_NAMES, SPLIT_FILES
 from stages.common.errors import PipelineError, run_stage
@@ -30,7 +32,7 @@ def fetch_from_mirrors(spec, mirrors, dest_dir: Path, timeout_seconds: float, re
             try:
                 used[name] = download(
                     name, mirrors, dest_dir / name, spec.md5[name], timeout_seconds, retries,
-                    progress=progress, log=lambda msg: print(msg, file=sys.stderr),
+                    progress=progress, log=lambda msg: print(msg, file=sys.stderr), max_bytes=spec.max_bytes(name),
                 )
             except PipelineError as err:
                 failures.append(str(err))
@@ -55,7 +57,11 @@ def check_structure(folder: Path) -> dict:
     """Validate both splits' IDX files in `folder`; return split -> image count."""
     counts = {}
     for split, (images_name, labels_name) in SPLIT_FILES.items():
-        images, _ = read_split(folder / images_name, folder / labels_name)
+        images, labels = read_split(folder / images_name, folder / labels_name)
+        classes = np.unique(labels)
+        if split == "train" and len(classes) < 2:
+            raise PipelineError(f"{folder / labels_name}: every label is {classes[0]}; "
+                                "the SVMs need at least two classes")
         counts[split] = int(len(images))
     return counts
 

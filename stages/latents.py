@@ -3,36 +3,34 @@
 Usage: python -m stages.latents <arch>
 
 Writes data/latents/<arch>.npz (float32 z_train, z_test; uint8 y_train, y_test;
-class_names) and metrics/latents_<arch>.json (sizes and timing).
+class_names) and metrics/run/latents_<arch>.json (sizes and timing).
 """
 from __future__ import annotations
 
 import time
 
-import torch
-
-from stages.common.atomic import write_json, write_npz
-from stages.common.device import resolve_device, seed_everything
+from stages.common.artifacts import load_prepared
+from stages.common.atomic import OutputSet
+from stages.common.checkpoint import load_model
+from stages.common.device import resolve_device, seed_everything, set_threads
 from stages.common.errors import run_stage
-from stages.common.layout import latents_path, metrics_path, model_path, parse_arch
-from stages.common.models import build_model
+from stages.common.layout import latents_path, model_path, parse_arch, run_path
 from stages.common.params import load_params
 from stages.common.training import encode_all, to_float_images
 from stages.common.usage import keep_large_buffers_off_heap, peak_rss_mb
-from stages.prepare import load_prepared
 
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "latents")
     keep_large_buffers_off_heap()
     params = load_params()
+    outputs = OutputSet([latents_path(arch), run_path("latents", arch)])
     device = resolve_device(params["train"]["device"])
+    set_threads(params["train"]["threads"])
     seed_everything(params["seed"])
     batch_size = params["latents"]["batch_size"]
-
-    model = build_model(arch, params["train"]["latent_dim"])
-    model.load_state_dict(torch.load(model_path(arch), map_location="cpu", weights_only=True))
-    model.to(device)
+    # Model options (vae.*, denoising.*) shape training, not the layers: the defaults load the weights.
+    model = load_model(arch, model_path(arch), params["train"]["latent_dim"]).to(device)
 
     started = time.perf_counter()
     arrays = {}
@@ -43,14 +41,15 @@ def main(argv: list[str]) -> None:
         arrays["class_names"] = data["class_names"]
     seconds = time.perf_counter() - started
 
-    write_npz(latents_path(arch), **arrays)
-    write_json(metrics_path("latents", arch), {
+    outputs.npz(latents_path(arch), **arrays)
+    outputs.json(run_path("latents", arch), {
         "n_train": len(arrays["z_train"]),
         "n_test": len(arrays["z_test"]),
         "latent_dim": int(arrays["z_train"].shape[1]),
         "seconds": round(seconds, 3),
         "peak_rss_mb": peak_rss_mb(),
     })
+    outputs.commit()
     print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")
 
 

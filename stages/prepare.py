@@ -5,36 +5,30 @@ Writes data/prepared/{train,test}.npz (uint8 `images` n x 28 x 28, uint8 `labels
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from stages.common.atomic import write_npz
+from stages.common.atomic import OutputSet
 from stages.common.datasets import DATASETS, SPLIT_FILES
 from stages.common.errors import run_stage
 from stages.common.idx import read_split
-from stages.common.layout import PREPARED_DIR, RAW_DIR
+from stages.common.layout import RAW_DIR, prepared_path
 from stages.common.params import load_params
 from stages.common.sampling import balanced_indices
-
-
-def load_prepared(split: str, folder: Path = PREPARED_DIR) -> dict:
-    """Load one prepared split: images, labels, class_names."""
-    with np.load(folder / f"{split}.npz") as f:
-        return {key: f[key] for key in f.files}
 
 
 def main(argv: list[str]) -> None:
     params = load_params()
     data = params["data"]
+    outputs = OutputSet([prepared_path(split) for split in SPLIT_FILES])
     class_names = np.array(DATASETS[data["dataset"]].class_names)
     limits = {"train": data["train_limit"], "test": data["test_limit"]}
     for split, (images_name, labels_name) in SPLIT_FILES.items():
         images, labels = read_split(RAW_DIR / images_name, RAW_DIR / labels_name)
         keep = balanced_indices(labels, limits[split])
-        write_npz(PREPARED_DIR / f"{split}.npz", images=images[keep], labels=labels[keep], class_names=class_names)
+        outputs.npz(prepared_path(split), images=images[keep], labels=labels[keep], class_names=class_names)
         counts = np.bincount(labels[keep], minlength=len(class_names))
         print(f"prepare: {split} {len(keep)} images, per class {counts.min()}-{counts.max()}")
+    outputs.commit()
 
 
 if __name__ == "__main__":

@@ -1,43 +1,50 @@
-"""Stage `report`: one page comparing every architecture, from the metrics and plots of the run.
+"""Stage `report`: one page comparing every architecture in `archs`, from the metrics and plots of the run.
 
-Writes plots/report.md, plots/compare_loss.png, plots/compare_reconstructions.png,
-plots/compare_tsne.png and metrics/summary.json.
+Writes plots/report.md, the comparison figures plots/compare/{loss,reconstructions,tsne}.png
+and the data of the two interactive charts of `dvc plots show`: plots/compare/loss.csv
+(one colour per architecture, train and test told apart) and plots/compare/tsne.csv
+(one panel per architecture, coloured by class).
 """
 from __future__ import annotations
-
-import json
 
 import matplotlib.image
 import pandas as pd
 
-from stages.common.atomic import save_figure, write_json, write_text
+from stages.common.artifacts import read_json
+from stages.common.atomic import OutputSet
+from stages.common.catalogue import display_name
 from stages.common.errors import PipelineError, run_stage
 from stages.common.figures import image_stack, loss_curves, tsne_scatter
-from stages.common.layout import METRICS_DIR, PLOTS_DIR, metrics_path
-from stages.common.params import ARCH_NAMES, load_params
-from stages.common.report import markdown, summary
+from stages.common.layout import PLOTS_DIR, metrics_path, plot_path, run_path
+from stages.common.params import load_params
+from stages.common.report import BASELINES, loss_rows, markdown
 
-KINDS = ("train", "latents", "tsne", "svm")
+RESULT_KINDS = ("train", "tsne", "svm")
+FACT_KINDS = ("train", "latents", "tsne", "svm")
+COMPARE = PLOTS_DIR / "compare"
 
 
-def read_json(path) -> dict:
+def read_csv(path, stage: str) -> pd.DataFrame:
     try:
-        return json.loads(path.read_text())
+        return pd.read_csv(path)
     except FileNotFoundError:
-        raise PipelineError(f"{path}: missing; run the stages before the report (dvc repro)") from None
+        raise PipelineError(f"{path}: missing; rerun its stage: dvc repro -f {stage}") from None
+    except (ValueError, OSError) as err:
+        raise PipelineError(f"{path}: damaged ({type(err).__name__}); rerun its stage: dvc repro -f {stage}") from None
 
 
-def tsne_comparison(archs: list):
+def tsne_comparison(points: dict):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(archs), figsize=(5 * len(archs) + 1.5, 4.8), squeeze=False)
+    archs = list(points)
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs) + 1.5, 4.4), squeeze=False)
     for i, arch in enumerate(archs):
-        points = pd.read_csv(PLOTS_DIR / "tsne" / f"{arch}.csv")
-        names = points.drop_duplicates("label").sort_values("label")
+        frame = points[arch]
+        names = frame.drop_duplicates("label").sort_values("label")
         class_names = dict(zip(names["label"], names["class"]))
-        full_names = [class_names.get(c, str(c)) for c in range(int(points["label"].max()) + 1)]
-        tsne_scatter(axes[0][i], points[["x", "y"]].to_numpy(), points["label"].to_numpy(), full_names,
-                     ARCH_NAMES[arch], legend=i == len(archs) - 1)
+        full_names = [class_names.get(c, str(c)) for c in range(int(frame["label"].max()) + 1)]
+        tsne_scatter(axes[0][i], frame[["x", "y"]].to_numpy(), frame["label"].to_numpy(), full_names,
+                     display_name(arch), legend=i == len(archs) - 1)
     fig.tight_layout()
     return fig
 
@@ -45,17 +52,30 @@ def tsne_comparison(archs: list):
 def main(argv: list[str]) -> None:
     params = load_params()
     archs = params["archs"]
-    metrics = {kind: {arch: read_json(metrics_path(kind, arch)) for arch in archs} for kind in KINDS}
-    baselines = {name: read_json(metrics_path("svm", name)) for name in ("pixels", "pca")}
+    outputs = OutputSet([PLOTS_DIR / "report.md", COMPARE / "loss.csv", COMPARE / "tsne.csv", COMPARE / "loss.png",
+                         COMPARE / "reconstructions.png", COMPARE / "tsne.png"])
+    results = {kind: {a: read_json(metrics_path(kind, a), f"{kind}@{a}") for a in archs} for kind in RESULT_KINDS}
+    facts = {kind: {a: read_json(run_path(kind, a), f"{kind}@{a}") for a in archs} for kind in FACT_KINDS}
+    baselines = {name: (read_json(metrics_path("svm", name), f"baselines@{name}"),
+                        read_json(run_path("svm", name), f"baselines@{name}")) for name, _ in BASELINES}
+    histories = {a: read_csv(plot_path("loss", a, "csv"), f"train@{a}") for a in archs}
+    points = {a: read_csv(plot_path("tsne", a, "csv"), f"tsne@{a}") for a in archs}
 
-    histories = {arch: pd.read_csv(PLOTS_DIR / "loss" / f"{arch}.csv") for arch in archs}
-    save_figure(loss_curves(histories, ARCH_NAMES), PLOTS_DIR / "compare_loss.png")
-    images = [matplotlib.image.imread(PLOTS_DIR / "reconstructions" / f"{arch}.png") for arch in archs]
-    save_figure(image_stack(images), PLOTS_DIR / "compare_reconstructions.png")
-    save_figure(tsne_comparison(archs), PLOTS_DIR / "compare_tsne.png")
-
-    write_text(PLOTS_DIR / "report.md", markdown(archs, params["data"]["dataset"], metrics, baselines))
-    write_json(METRICS_DIR / "summary.json", summary(archs, metrics))
+    outputs.text(COMPARE / "loss.csv", pd.DataFrame(loss_rows(histories)).to_csv(index=False))
+    outputs.text(COMPARE / "tsne.csv", pd.concat(
+        [frame.assign(architecture=display_name(a)) for a, frame in points.items()]).to_csv(index=False))
+    outputs.figure(COMPARE / "loss.png", loss_curves({display_name(a): h for a, h in histories.items()}))
+    images = []
+    for a in archs:
+        try:
+            images.append(matplotlib.image.imread(plot_path("reconstructions", a)))
+        except (OSError, ValueError, SyntaxError):
+            raise PipelineError(f"{plot_path('reconstructions', a)}: missing or damaged; "
+                                f"rerun its stage: dvc repro -f train@{a}") from None
+    outputs.figure(COMPARE / "reconstructions.png", image_stack(images))
+    outputs.figure(COMPARE / "tsne.png", tsne_comparison(points))
+    outputs.text(PLOTS_DIR / "report.md", markdown(archs, params["data"]["dataset"], results, facts, baselines))
+    outputs.commit()
     print(f"report: {PLOTS_DIR / 'report.md'}")
 
 

@@ -1,116 +1,113 @@
-"""Stage `train@<arch>`: train one autoencoder and record its curves, metrics and reconstructions.
+"""Stage `train@<arch>`: train one autoencoder and record its curves, metrics and pictures.
 
-Usage: python -m stages.train <arch>   (arch: superres, conv or stacked)
+Usage: python -m stages.train <arch>   (arch: an id of the catalogue, stages/common/catalogue.py)
 
-Writes data/models/<arch>.pt (state_dict), metrics/train_<arch>.json,
-plots/loss/<arch>.csv (one row per epoch) and plots/reconstructions/<arch>.png.
+Writes data/models/<arch>.pt (state_dict), metrics/train_<arch>.json (results),
+metrics/run/train_<arch>.json (sizes, device, time, memory), plots/loss/<arch>.csv
+(one row per epoch) and four pictures: plots/{reconstructions,samples,interpolation,
+denoising}/<arch>.png. Every architecture also reports `denoise_mse`: its output
+on noisy test images (denoising.* noise, seeded) against the clean ones.
 """
 from __future__ import annotations
 
-import io
 import time
-from pathlib import Path
 
 import torch
 
-from stages.common.atomic import save_figure, write_bytes, write_json, write_text
-from stages.common.device import check_precision, resolve_device, seed_everything
+from stages.common.artifacts import load_prepared
+from stages.common.atomic import OutputSet
+from stages.common.catalogue import display_name
+from stages.common.checkpoint import state_dict_bytes
+from stages.common.device import check_precision, resolve_device, seed_everything, set_threads
 from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import PLOTS_DIR, metrics_path, model_path, parse_arch
-from stages.common.models import build_model, param_counts
-from stages.common.params import ARCH_NAMES, load_params
-from stages.common.progress import batch_bar
-from stages.common.training import EpochResult, fit, to_float_images
+from stages.common.layout import metrics_path, model_path, parse_arch, plot_path, run_path
+from stages.common.models import build_model, corrupt, param_counts
+from stages.common.params import load_params, model_options
+from stages.common.pictures import denoising_figure, interpolation_figure, reconstruction_figure, samples_figure
+from stages.common.progress import EpochBars
+from stages.common.training import EpochResult, TrainingDiverged, evaluate_mse, fit, to_float_images
 from stages.common.usage import peak_rss_mb
-from stages.prepare import load_prepared
 
-N_RECONSTRUCTIONS = 10
+PICTURES = ("reconstructions", "samples", "interpolation", "denoising")
 
 
 def loss_csv(history: list[EpochResult]) -> str:
-    lines = ["epoch,train_loss,test_mse"]
-    lines += [f"{r.epoch},{r.train_loss:.8f},{r.test_mse:.8f}" for r in history]
+    """epoch, train_loss (the model's objective), train_mse, test_mse, then the model's other parts."""
+    extra = sorted(set(history[0].parts) - {"mse"})
+    lines = [",".join(["epoch", "train_loss", "train_mse", "test_mse", *extra])]
+    for r in history:
+        values = [r.train_loss, r.parts["mse"], r.test_mse, *(r.parts[name] for name in extra)]
+        lines.append(",".join([str(r.epoch), *(f"{v:.8f}" for v in values)]))
     return "\n".join(lines) + "\n"
-
-
-def save_state_dict(model: torch.nn.Module, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    write_bytes(path, buffer.getvalue())
-
-
-def reconstruction_figure(model, x_test: torch.Tensor, labels, title: str):
-    """Reconstruct the first test image of each class (the first ten if a class is missing)."""
-    from stages.common.figures import reconstructions
-    from stages.common.sampling import first_per_class
-
-    try:
-        picked = first_per_class(labels, 1)[:N_RECONSTRUCTIONS]
-    except PipelineError:
-        picked = list(range(min(N_RECONSTRUCTIONS, len(labels))))
-    batch = x_test[torch.as_tensor(picked, device=x_test.device)]
-    model.eval()
-    with torch.no_grad():
-        out = model(batch)
-    return reconstructions(batch[:, 0].cpu().numpy(), out[:, 0].float().cpu().numpy(), title)
 
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "train")
     params = load_params()
-    train = params["train"]
+    train, noise = params["train"], params["denoising"]
+    outputs = OutputSet([model_path(arch), plot_path("loss", arch, "csv"), metrics_path("train", arch),
+                         run_path("train", arch), *(plot_path(kind, arch) for kind in PICTURES)])
     device = resolve_device(train["device"])
     check_precision(train["precision"], device)
+    threads = set_threads(train["threads"])
     seed_everything(params["seed"])
 
     train_split, test_split = load_prepared("train"), load_prepared("test")
     x_train = to_float_images(train_split["images"], device)
     x_test = to_float_images(test_split["images"], device)
-    model = build_model(arch, train["latent_dim"]).to(device)
+    model = build_model(arch, train["latent_dim"], model_options(params, arch)).to(device)
 
-    n_batches = -(-len(x_train) // train["batch_size"])
-    bar = None
-
-    def on_batch() -> None:
-        nonlocal bar
-        if bar is None:
-            bar = batch_bar(f"{arch} epoch", n_batches)
-        bar.update()
-
-    def on_epoch(result: EpochResult) -> None:
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
-        print(f"train {arch}: epoch {result.epoch}/{train['epochs']} train_loss {result.train_loss:.6f} "
-              f"test_mse {result.test_mse:.6f} ({result.seconds:.1f} s)", flush=True)
-
-    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train['precision']}")
+    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train['precision']}, "
+          f"{threads} threads")
+    bars = EpochBars(arch, train["epochs"], -(-len(x_train) // train["batch_size"]))
     started = time.perf_counter()
-    history = fit(
-        model, x_train, x_test, train["epochs"], train["batch_size"], train["lr"], params["seed"],
-        train["precision"], params["latents"]["batch_size"], on_batch=on_batch, on_epoch=on_epoch,
-    )
+    try:
+        history = fit(model, x_train, x_test, train["epochs"], train["batch_size"], train["lr"], params["seed"],
+                      train["precision"], params["latents"]["batch_size"], on_batch=bars.batch, on_epoch=bars.epoch)
+    except TrainingDiverged as err:
+        raise PipelineError(f"train@{arch}: training diverged in epoch {err.epoch} (loss {err.loss}); "
+                            f"lower train.lr (now {train['lr']}); nothing was written") from None
+    finally:
+        bars.close()
     seconds = time.perf_counter() - started
 
-    save_state_dict(model, model_path(arch))
-    write_text(PLOTS_DIR / "loss" / f"{arch}.csv", loss_csv(history))
-    title = f"{ARCH_NAMES[arch]}: test images (top) and their reconstructions"
-    fig = reconstruction_figure(model, x_test, test_split["labels"], title)
-    save_figure(fig, PLOTS_DIR / "reconstructions" / f"{arch}.png")
-    write_json(metrics_path("train", arch), {
-        "train_loss": round(history[-1].train_loss, 8),
-        "test_mse": round(history[-1].test_mse, 8),
+    # The same noisy test images for every architecture: drawn on the CPU from `seed`.
+    noisy_test = corrupt(x_test.cpu(), noise["noise"], noise["noise_std"], noise["mask_fraction"],
+                         torch.Generator().manual_seed(params["seed"])).to(device)
+    denoise_mse = evaluate_mse(model, noisy_test, params["latents"]["batch_size"], target=x_test)
+    last = history[-1]
+    name = display_name(arch)
+    labels, class_names = test_split["labels"], [str(c) for c in test_split["class_names"]]
+
+    outputs.bytes(model_path(arch), state_dict_bytes(model))
+    outputs.text(plot_path("loss", arch, "csv"), loss_csv(history))
+    outputs.figure(plot_path("reconstructions", arch), reconstruction_figure(model, x_test, labels, name))
+    outputs.figure(plot_path("samples", arch),
+                   samples_figure(model, x_train, params["latents"]["batch_size"], params["seed"], name))
+    outputs.figure(plot_path("interpolation", arch), interpolation_figure(model, x_test, labels, class_names, name))
+    outputs.figure(plot_path("denoising", arch),
+                   denoising_figure(model, x_test, noisy_test, labels, name, noise["noise"]))
+    outputs.json(metrics_path("train", arch), {
+        "train_loss": round(last.train_loss, 8),
+        "test_mse": round(last.test_mse, 8),
+        "denoise_mse": round(denoise_mse, 8),
+        **{part: round(value, 6) for part, value in last.parts.items() if part != "mse"},
+    })
+    outputs.json(run_path("train", arch), {
         **param_counts(model),
         "epochs": train["epochs"],
         "n_train": len(x_train),
         "n_test": len(x_test),
         "device": device.type,
         "precision": train["precision"],
+        "threads": threads,
+        "train_mse": round(last.parts["mse"], 8),
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 3),
         "seconds": round(seconds, 3),
         "peak_rss_mb": peak_rss_mb(),
     })
+    outputs.commit()
+    print(f"train {arch}: test_mse {last.test_mse:.6f}, denoise_mse {denoise_mse:.6f} in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

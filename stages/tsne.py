@@ -4,7 +4,8 @@ Usage: python -m stages.tsne <arch>
 
 Takes the first tsne.per_class test images of each class (in test-set order, as the
 reference notebook did; null takes the whole test split). Writes plots/tsne/<arch>.png,
-plots/tsne/<arch>.csv (x, y, label, class) and metrics/tsne_<arch>.json.
+plots/tsne/<arch>.csv (x, y, label, class), metrics/tsne_<arch>.json and
+metrics/run/tsne_<arch>.json.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import time
 
 import numpy as np
 
-from stages.common.atomic import save_figure, write_json, write_text
-from stages.common.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
+from stages.common.artifacts import load_latents
+from stages.common.atomic import OutputSet
+from stages.common.catalogue import display_name
 from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import PLOTS_DIR, latents_path, metrics_path, parse_arch
-from stages.common.params import ARCH_NAMES, load_params
+from stages.common.layout import latents_path, metrics_path, parse_arch, plot_path, run_path
+from stages.common.params import load_params
 from stages.common.sampling import first_per_class
 from stages.common.usage import peak_rss_mb
 
@@ -31,34 +33,38 @@ def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "tsne")
     params = load_params()
     tsne = params["tsne"]
-    with np.load(latents_path(arch)) as f:
-        z_test, y_test, class_names = f["z_test"], f["y_test"], [str(c) for c in f["class_names"]]
+    outputs = OutputSet([plot_path("tsne", arch), plot_path("tsne", arch, "csv"), metrics_path("tsne", arch),
+                         run_path("tsne", arch)])
+    latents = load_latents(latents_path(arch), arch)
+    z_test, y_test = latents["z_test"], latents["y_test"]
+    class_names = [str(c) for c in latents["class_names"]]
 
     picked = first_per_class(y_test, tsne["per_class"])
     if tsne["perplexity"] >= len(picked):
         raise PipelineError(
-            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; "
-            f"expected a number below the {len(picked)} t-SNE points"
+            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; expected a number below the {len(picked)} t-SNE points"
         )
-    latents, labels = z_test[picked], y_test[picked]
+    from stages.common.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
+
+    points, labels = z_test[picked], y_test[picked]
     started = time.perf_counter()
-    xy = tsne_2d(latents, tsne["perplexity"], tsne["max_iter"], params["seed"])
+    xy = tsne_2d(points, tsne["perplexity"], tsne["max_iter"], params["seed"])
     seconds = time.perf_counter() - started
-    trust = embedding_trustworthiness(latents, xy)
+    trust = embedding_trustworthiness(points, xy)
 
     from stages.common.figures import tsne_figure
 
-    title = f"{ARCH_NAMES[arch]}: t-SNE of {len(picked)} test latents (trustworthiness {trust:.3f})"
-    save_figure(tsne_figure(xy, labels, class_names, title), PLOTS_DIR / "tsne" / f"{arch}.png")
-    write_text(PLOTS_DIR / "tsne" / f"{arch}.csv", points_csv(xy, labels, class_names))
-    write_json(metrics_path("tsne", arch), {
-        "trustworthiness": round(trust, 6),
+    title = f"{display_name(arch)}: t-SNE of {len(picked)} test latents (trustworthiness {trust:.3f})"
+    outputs.figure(plot_path("tsne", arch), tsne_figure(xy, labels, class_names, title))
+    outputs.text(plot_path("tsne", arch, "csv"), points_csv(xy, labels, class_names))
+    outputs.json(metrics_path("tsne", arch), {"trustworthiness": round(trust, 6)})
+    outputs.json(run_path("tsne", arch), {
         "trustworthiness_k": TRUSTWORTHINESS_K,
         "n_points": int(len(picked)),
-        "perplexity": tsne["perplexity"],
         "seconds": round(seconds, 3),
         "peak_rss_mb": peak_rss_mb(),
     })
+    outputs.commit()
     print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")
 
 

@@ -44,7 +44,10 @@ def idx_folder(tmp_path: Path) -> Path:
 
 
 def data_source_for_e2e(tmp_root: Path) -> Path:
-    """The real MNIST sample where the shared folder is present, else toy IDX files."""
+    """The real MNIST sample where the shared folder is present (CI), else toy IDX files (a user's clone).
+
+    The toy set is as large as the e2e tests' limits, so every test holds on either.
+    """
     if MNIST_SMALL.is_dir():
         return MNIST_SMALL
-    return write_idx_folder(tmp_root / "idx-source", n_train=600, n_test=200)
+    return write_idx_folder(tmp_root / "idx-source", n_train=1200, n_test=300)

@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import ROOT
 
 # What a clone of the project holds, less tests and docs.
-PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc")
+PROJECT_FILES = ("stages", "tools", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc", ".gitignore")
 
 
 def make_project(folder: Path, overrides: dict | None = None) -> Path:
@@ -69,3 +69,10 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return errors[0]
+
+
+def venv_path_hook_installed() -> bool:
+    """Whether `make setup` put tools/venv-path.pth into the running environment."""
+    import sysconfig
+
+    return (Path(sysconfig.get_paths()["purelib"]) / "ae-compare-venv-path.pth").is_file()

@@ -15,9 +15,12 @@ def test_committed_params_are_valid_and_match_the_reference_setup():
     params = load_params(ROOT / "params.yaml")
     assert params["train"] == {
         "epochs": 5, "batch_size": 128, "lr": 0.001, "latent_dim": 64, "device": "auto", "precision": "fp32",
+        "threads": None,
     }
     assert params["seed"] == 42
-    assert params["archs"] == ["superres", "conv", "stacked"]
+    assert params["archs"] == ["superres", "conv", "stacked", "vae", "denoising"]
+    assert params["vae"] == {"beta": 1.0, "reconstruction": "bce"}
+    assert params["denoising"]["noise"] == "gaussian" and params["denoising"]["noise_std"] == 0.3
     assert params["data"]["dataset"] == "mnist" and params["data"]["source"] == "mirrors"
     assert params["tsne"]["per_class"] == 20 and params["tsne"]["perplexity"] == 30
     assert (params["svm"]["kernel"], params["svm"]["C"], params["svm"]["gamma"]) == ("rbf", 10, "scale")
@@ -38,20 +41,20 @@ def with_value(key: str, value) -> dict:
 
 
 BAD_VALUES = [
-    ("archs", ["conv", "vae"], "vae"),
+    ("archs", ["conv", "gan"], "gan"),
     ("archs", [], "non-empty"),
-    ("train.epochs", 0, "positive integer"),
-    ("train.epochs", 2.5, "positive integer"),
-    ("train.epochs", "5", "positive integer"),
-    ("train.batch_size", -1, "positive integer"),
-    ("train.latent_dim", True, "positive integer"),
+    ("train.epochs", 0, "an integer from 1"),
+    ("train.epochs", 2.5, "an integer from 1"),
+    ("train.epochs", "5", "an integer from 1"),
+    ("train.batch_size", -1, "an integer from 1"),
+    ("train.latent_dim", True, "an integer from 1"),
     ("train.lr", 0, "positive number"),
     ("train.lr", "fast", "positive number"),
     ("train.device", "tpu", "one of auto, cpu, cuda, mps"),
     ("train.precision", "fp16", "one of fp32, bf16"),
     ("data.dataset", "cifar10", "one of mnist, fashion-mnist"),
     ("data.source", "/no/such/folder", "existing folder"),
-    ("data.train_limit", 5, "at least 10"),
+    ("data.train_limit", 5, "an integer from 10"),
     ("tsne.perplexity", 200, "below the 200 t-SNE points"),
     ("svm.kernel", "gaussian", "one of linear, poly, rbf, sigmoid"),
     ("svm.C", -1, "positive number"),
@@ -68,7 +71,7 @@ def test_bad_value_names_key_value_and_what_is_allowed(key, value, allowed):
     message = str(err.value)
     assert "\n" not in message
     assert key in message
-    shown = "'vae'" if value == ["conv", "vae"] else repr(value)  # a bad list item is named alone
+    shown = "'gan'" if value == ["conv", "gan"] else repr(value)  # a bad list item is named alone
     assert shown in message
     assert allowed in message
 

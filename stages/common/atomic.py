@@ -1,16 +1,26 @@
-"""Atomic output writing: every file appears under its final name complete, or not at all.
+"""Atomic output writing: a stage's outputs appear complete and together, or not at all.
 
 A stage killed part-way (Ctrl-C, SIGKILL, OOM) must never leave a file that DVC or
-a user could take for a finished output, so each writer goes to a temporary name in
-the same folder and is renamed into place only once it is fully on disk.
+a user could take for a finished output, nor a set that mixes a new model with the
+previous run's metrics. Every writer goes to a temporary name in the same folder;
+`OutputSet` renames all of a stage's temporaries into place at the end, with Ctrl-C
+held off for those few renames.
+
+Temporaries are named `.<name>.tmp-<pid>-<random>`; one is removed as stale only
+when the process that made it is gone, so two runs of one stage at once never
+delete each other's work. Files get the usual permissions (0666 less the umask).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -18,7 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common.errors import PipelineError
+
 TMP_MARK = ".tmp-"
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, before any thread starts.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+UMASK = _umask()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -30,12 +52,31 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(temp_name: str) -> int | None:
+    tail = temp_name.split(TMP_MARK, 1)[-1]
+    head = tail.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 def remove_stale_temps(path: Path) -> None:
-    """Remove temporaries that a killed earlier run left beside `path`."""
+    """Remove temporaries beside `path` whose writing process is gone (a killed earlier run)."""
     path = Path(path)
     if not path.parent.is_dir():
         return
     for stale in path.parent.glob(f".{path.name}{TMP_MARK}*"):
+        pid = _owner_pid(stale.name)
+        if pid is not None and pid != os.getpid() and _pid_alive(pid):
+            continue  # another run is writing it right now
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
@@ -43,41 +84,129 @@ def remove_stale_temps(path: Path) -> None:
                 stale.unlink()
 
 
+def _write_error(path: Path, err: OSError) -> PipelineError:
+    if err.errno == errno.ENOSPC:
+        why = "no space left on the device; free some and rerun"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "not writable (permissions or a read-only file system); fix and rerun"
+    else:
+        why = f"cannot be written ({err.strerror or err})"
+    return PipelineError(f"{path}: {why}")
+
+
+def new_temp(path: Path, directory: bool = False) -> Path:
+    """A fresh temporary file (or folder) beside `path`, with the usual permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    prefix = f".{path.name}{TMP_MARK}{os.getpid()}-"
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+        os.chmod(tmp, 0o777 & ~UMASK)
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~UMASK)
+    return tmp
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    try:
+        tmp = new_temp(path)
+    except OSError as err:
+        raise _write_error(path, err) from None
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:
+        raise _write_error(path, err) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _remove(tmp)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent))
+    try:
+        tmp = new_temp(path, directory=True)
+    except OSError as err:
+        raise _write_error(path, err) from None
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _replace_dir(tmp, path)
+    except OSError as err:
+        raise _write_error(path, err) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    if path.exists():
+        # Move the old folder aside first, so the swap itself is one rename.
+        old = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-old"
+        _remove(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _remove(old)
+    else:
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+# --------------------------------------------------------------------------- serialisers
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """Like `np.savez`, but byte-identical for equal arrays.
+
+    `np.savez` stamps each zip member with the current time, so two runs that
+    compute the same latents would still write different files and DVC would see
+    a change. Members here carry a fixed date instead.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
+    return out.getvalue()
+
+
+def json_text(obj) -> str:
+    """JSON with sorted keys and a final newline, so equal content gives equal bytes.
+
+    Refuses NaN and infinity, which are not JSON (DVC and browsers reject the file).
+    """
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def figure_bytes(fig, fmt: str = "png", dpi: int = 100) -> bytes:
+    """A matplotlib figure rendered without metadata that varies between runs; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -90,29 +219,122 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    """Write JSON with sorted keys and a final newline, so equal content gives equal bytes."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    write_text(path, json_text(obj))
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Like `np.savez`, but byte-identical for equal arrays.
-
-    `np.savez` stamps each zip member with the current time, so two runs that
-    compute the same latents would still write different files and DVC would see
-    a change. Members here carry a fixed date instead.
-    """
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name in sorted(arrays):
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
+    write_bytes(path, npz_bytes(**arrays))
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
     """Save a matplotlib figure atomically, without metadata that varies between runs."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, metadata={"Software": None})
+    write_bytes(path, figure_bytes(fig, path.suffix.lstrip(".") or "png", dpi))
+
+
+# --------------------------------------------------------------------------- output sets
+class OutputSet:
+    """All outputs of one stage, staged as temporaries and renamed into place together.
+
+    Created before the long work starts, it checks that every output's folder is
+    writable (so a read-only `metrics/` is found in a second, not after training).
+    `commit()` renames every temporary onto its final name with SIGINT and SIGTERM
+    held off, so an interrupt leaves either the old set or the new one; `written`
+    and `pending` say which outputs are in place, for the interrupt message.
+    """
+
+    def __init__(self, paths: list[str | os.PathLike]):
+        global CURRENT
+        self.paths = [Path(p) for p in paths]
+        self.staged: dict[Path, Path] = {}
+        self.written: list[Path] = []
+        for path in self.paths:
+            check_writable(path)
+        CURRENT = self
+
+    def _stage(self, path: Path, data: bytes) -> None:
+        path = Path(path)
+        if path not in self.paths:
+            raise ValueError(f"{path} is not one of this stage's declared outputs")
+        if path in self.staged:
+            _remove(self.staged.pop(path))
+        try:
+            tmp = new_temp(path)
+            tmp.write_bytes(data)
+            _fsync_file(tmp)
+        except OSError as err:
+            raise _write_error(path, err) from None
+        self.staged[path] = tmp
+
+    def bytes(self, path, data: bytes) -> None:
+        self._stage(path, data)
+
+    def text(self, path, text: str) -> None:
+        self._stage(path, text.encode("utf-8"))
+
+    def json(self, path, obj) -> None:
+        self._stage(path, json_text(obj).encode("utf-8"))
+
+    def npz(self, path, **arrays: np.ndarray) -> None:
+        self._stage(path, npz_bytes(**arrays))
+
+    def figure(self, path, fig, dpi: int = 100) -> None:
+        self._stage(path, figure_bytes(fig, Path(path).suffix.lstrip(".") or "png", dpi))
+
+    @property
+    def pending(self) -> list[Path]:
+        return [p for p in self.paths if p not in self.written]
+
+    def commit(self) -> None:
+        missing = [str(p) for p in self.paths if p not in self.staged]
+        if missing:
+            raise RuntimeError(f"outputs never written: {', '.join(missing)}")
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            with _commit_lock(self.paths[0]):
+                for path in self.paths:
+                    try:
+                        os.replace(self.staged[path], path)
+                    except OSError as err:
+                        raise _write_error(path, err) from None
+                    self.written.append(path)
+                for folder in {p.parent for p in self.paths}:
+                    _fsync_dir(folder)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def discard(self) -> None:
+        for path, tmp in self.staged.items():
+            if path not in self.written:
+                _remove(tmp)
+
+
+
+# The output set of the running stage: errors.run_stage discards its temporaries on
+# failure and names what was written when interrupted.
+CURRENT: OutputSet | None = None
+
+
+def check_writable(path: Path) -> None:
+    """Raise PipelineError now if `path` could not be written at the end of the stage."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = new_temp(path)
+        probe.unlink()
+    except OSError as err:
+        raise _write_error(path.parent, err) from None
+
+
+@contextlib.contextmanager
+def _commit_lock(anchor: Path) -> Iterator[None]:
+    """Serialise the renames of concurrent runs of the same stage, so their sets never interleave."""
+    key = hashlib.sha256(str(anchor.resolve()).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"ae-compare-{key}.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

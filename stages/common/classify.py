@@ -22,6 +22,15 @@ from sklearn.svm import SVC
 from stages.common.params import SVM_IMPLEMENTATIONS
 
 
+RESULT_KEYS = ("accuracy", "macro_f1")
+
+
+def split_metrics(metrics: dict) -> tuple[dict, dict]:
+    """(results for metrics/, facts for metrics/run/) of `fit_and_score`'s metrics."""
+    results = {key: metrics[key] for key in RESULT_KEYS}
+    return results, {key: value for key, value in metrics.items() if key not in RESULT_KEYS}
+
+
 def resolve_jobs(n_jobs: int) -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
 

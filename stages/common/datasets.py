@@ -19,7 +19,12 @@ class DatasetSpec:
     name: str
     mirrors: tuple[str, ...]
     md5: dict
+    # Compressed size of each published file, in bytes: downloads are capped at twice this.
+    sizes: dict
     class_names: tuple[str, ...]
+
+    def max_bytes(self, name: str) -> int:
+        return 2 * self.sizes[name]
 
 
 DATASETS = {
@@ -35,6 +40,12 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        sizes={
+            "train-images-idx3-ubyte.gz": 9_912_422,
+            "train-labels-idx1-ubyte.gz": 28_881,
+            "t10k-images-idx3-ubyte.gz": 1_648_877,
+            "t10k-labels-idx1-ubyte.gz": 4_542,
+        },
         class_names=tuple(str(digit) for digit in range(10)),
     ),
     "fashion-mnist": DatasetSpec(
@@ -45,6 +56,12 @@ DATASETS = {
             "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        sizes={
+            "train-images-idx3-ubyte.gz": 26_421_880,
+            "train-labels-idx1-ubyte.gz": 29_515,
+            "t10k-images-idx3-ubyte.gz": 4_422_102,
+            "t10k-labels-idx1-ubyte.gz": 5_148,
         },
         class_names=(
             "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

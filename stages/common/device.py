@@ -55,6 +55,23 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Give torch `threads` intra-op threads (None: every usable core); returns the number set.
+
+    A sweep running several workers gives each its share, so they do not oversubscribe the cores.
+    """
+    count = threads or usable_cores()
+    torch.set_num_threads(count)
+    return count
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch, and ask torch for deterministic kernels where it has them."""
     # cuBLAS needs this set before its first use to be deterministic.

@@ -1,22 +1,87 @@
-"""The project's user-facing error type and the stage entry point that reports it in one line."""
+"""The project's user-facing error type and the stage entry point that turns every failure into one line.
+
+No traceback reaches the user: an expected problem (a PipelineError: params, data
+files, network) is printed as it is; anything else becomes one line naming the
+stage and where the full traceback was logged. `AE_DEBUG=1` prints the traceback
+instead.
+"""
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 class PipelineError(Exception):
     """An error caused by the user's input (params, data files, network): shown as one line."""
 
 
+def _log_path(stage: str) -> Path:
+    folder = Path(".dvc/tmp") if Path(".dvc").is_dir() else Path(tempfile.gettempdir())
+    return folder / f"ae-compare-{stage.replace('@', '-')}.log"
+
+
+def _interrupt_message() -> str:
+    from stages.common import atomic
+
+    outputs = atomic.CURRENT
+    if outputs is None or not outputs.written:
+        return "interrupted; no output was written, earlier outputs are unchanged"
+    if not outputs.pending:
+        return "interrupted after every output was written; the stage's outputs are complete"
+    written = ", ".join(map(str, outputs.written))
+    pending = ", ".join(map(str, outputs.pending))
+    return f"interrupted while replacing outputs: written {written}; unchanged {pending}; rerun the stage"
+
+
+def _discard_temporaries() -> None:
+    from stages.common import atomic
+
+    if atomic.CURRENT is not None:
+        atomic.CURRENT.discard()
+
+
+def _sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stage(main: Callable[[list[str]], None]) -> None:
-    """Run a stage's `main(argv)`; a PipelineError becomes one line on stderr and exit code 1."""
+    """Run a stage's `main(argv)`; every failure becomes one line on stderr and a non-zero exit."""
+    stage = "@".join([Path(sys.argv[0]).stem, *sys.argv[1:2]])
+    # Ctrl-C and SIGTERM during start-up were handled by stages/__init__.py; from here
+    # on they unwind through the stage, so temporaries are removed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
-        main(sys.argv[1:])
+        try:
+            main(sys.argv[1:])
+        finally:
+            _discard_temporaries()
     except PipelineError as err:
         message = " ".join(str(err).split())
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("error: interrupted; no output was written", file=sys.stderr)
+        print(f"error: {stage}: {_interrupt_message()}", file=sys.stderr)
         sys.exit(130)
+    except MemoryError:
+        print(f"error: {stage}: out of memory; lower the batch sizes or the data limits in params.yaml",
+              file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("AE_DEBUG"):
+            raise
+        log = _log_path(stage)
+        try:
+            log.write_text(traceback.format_exc())
+            where = f"traceback in {log}"
+        except OSError:
+            where = "rerun with AE_DEBUG=1 for the traceback"
+        detail = " ".join(str(err).split())[:300]
+        print(f"error: {stage}: unexpected {type(err).__name__}: {detail} ({where}; AE_DEBUG=1 prints it)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -30,6 +30,28 @@ def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, title: str
     return fig
 
 
+def image_grid(rows: list, row_labels: list, title: str, column_labels: list | None = None):
+    """A grid of 28x28 images in [0, 1]: `rows` is a list of (n, 28, 28) arrays, one per row."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 0.9 + 0.8, n_rows * 0.95 + 0.6), squeeze=False)
+    for r, images in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        if row_labels[r]:
+            axes[r][0].set_ylabel(row_labels[r], fontsize=8)
+    for c, label in enumerate(column_labels or []):
+        axes[0][c].set_title(label, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def tsne_scatter(ax, xy: np.ndarray, labels: np.ndarray, class_names, title: str, legend: bool = True) -> None:
     cmap = plt.get_cmap("tab10")
     for cls, name in enumerate(class_names):
@@ -68,13 +90,13 @@ def confusion_figure(matrix: np.ndarray, class_names, title: str):
     return fig
 
 
-def loss_curves(histories: dict, names: dict):
-    """`histories`: arch -> DataFrame-like with epoch, train_loss, test_mse columns."""
+def loss_curves(histories: dict):
+    """`histories`: display name -> DataFrame-like with epoch, train_mse, test_mse columns."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for arch, history in histories.items():
-        axes[0].plot(history["epoch"], history["train_loss"], marker="o", label=names[arch])
-        axes[1].plot(history["epoch"], history["test_mse"], marker="o", label=names[arch])
-    for ax, title in zip(axes, ("training loss (mean of batch MSE)", "test MSE")):
+    for name, history in histories.items():
+        axes[0].plot(history["epoch"], history["train_mse"], marker="o", label=name)
+        axes[1].plot(history["epoch"], history["test_mse"], marker="o", label=name)
+    for ax, title in zip(axes, ("training MSE per pixel (mean over the epoch's batches)", "test MSE per pixel")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_yscale("log")

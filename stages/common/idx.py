@@ -32,7 +32,13 @@ def file_digests(path: str | os.PathLike) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _decompress(path: Path) -> bytes:
+# EMNIST, the largest MNIST-format set, holds 240,000 images per file; a header
+# promising more is refused before anything is read.
+MAX_IMAGES = 250_000
+CHUNK_BYTES = 1 << 20
+
+
+def _open_gzip(path: Path):
     if not path.is_file():
         raise PipelineError(f"{path}: file missing")
     if path.stat().st_size == 0:
@@ -40,19 +46,47 @@ def _decompress(path: Path) -> bytes:
     with open(path, "rb") as f:
         if f.read(2) != b"\x1f\x8b":
             raise PipelineError(f"{path}: not a gzip file (expected the .gz file as published)")
+    return gzip.open(path, "rb")
+
+
+def _read_exactly(path: Path, stream, n_bytes: int, promise: str) -> bytes:
+    """`n_bytes` decompressed bytes, read in chunks; never more than asked for."""
+    buffer = bytearray()
     try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
+        while len(buffer) < n_bytes:
+            chunk = stream.read(min(CHUNK_BYTES, n_bytes - len(buffer)))
+            if not chunk:
+                break
+            buffer += chunk
     except EOFError:
         raise PipelineError(f"{path}: gzip stream is truncated (incomplete download?)") from None
     except (OSError, zlib.error) as err:
         raise PipelineError(f"{path}: corrupt gzip data ({err})") from None
+    if len(buffer) < n_bytes:
+        raise PipelineError(f"{path}: payload is {len(buffer)} bytes; the header promises {promise}")
+    return bytes(buffer)
 
 
-def _header(path: Path, raw: bytes, magic: int, n_dims: int) -> tuple[int, ...]:
+def _expect_end(path: Path, stream, promised: str) -> None:
+    """Fail if the stream holds more than the header promised (without decompressing all of it)."""
+    try:
+        extra = stream.read(1)
+    except EOFError:
+        raise PipelineError(f"{path}: gzip stream is truncated (incomplete download?)") from None
+    except (OSError, zlib.error) as err:
+        raise PipelineError(f"{path}: corrupt gzip data ({err})") from None
+    if extra:
+        raise PipelineError(f"{path}: holds more data than the header promises ({promised})")
+
+
+def _header(path: Path, stream, magic: int, n_dims: int) -> tuple[int, ...]:
     header_size = 4 * (1 + n_dims)
-    if len(raw) < header_size:
-        raise PipelineError(f"{path}: {len(raw)} bytes is too short for an IDX header of {header_size} bytes")
+    try:
+        raw = _read_exactly(path, stream, header_size, "")
+    except PipelineError as err:
+        if "payload is" not in str(err):
+            raise
+        raise PipelineError(f"{path}: too short for an IDX header of {header_size} bytes") from None
     found = struct.unpack(">I", raw[:4])[0]
     if found != magic:
         kind = "images" if magic == IMAGES_MAGIC else "labels"
@@ -61,29 +95,33 @@ def _header(path: Path, raw: bytes, magic: int, n_dims: int) -> tuple[int, ...]:
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX images file into a uint8 array of shape (n, 28, 28)."""
+    """Read an IDX images file into a uint8 array of shape (n, 28, 28).
+
+    Reads only what the header declares: a file that decompresses to more is
+    refused after one extra byte, so a small gzip bomb costs no memory.
+    """
     path = Path(path)
-    raw = _decompress(path)
-    count, rows, cols = _header(path, raw, IMAGES_MAGIC, 3)
-    if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
-        raise PipelineError(f"{path}: images are {rows}x{cols}; expected {IMAGE_SIDE}x{IMAGE_SIDE}")
-    expected = count * rows * cols
-    payload = raw[16:]
-    if len(payload) != expected:
-        raise PipelineError(
-            f"{path}: payload is {len(payload)} bytes; the header promises {count} images ({expected} bytes)"
-        )
+    with _open_gzip(path) as stream:
+        count, rows, cols = _header(path, stream, IMAGES_MAGIC, 3)
+        if (rows, cols) != (IMAGE_SIDE, IMAGE_SIDE):
+            raise PipelineError(f"{path}: images are {rows}x{cols}; expected {IMAGE_SIDE}x{IMAGE_SIDE}")
+        if count > MAX_IMAGES:
+            raise PipelineError(f"{path}: the header declares {count:,} images; at most {MAX_IMAGES:,} are read")
+        expected = count * rows * cols
+        payload = _read_exactly(path, stream, expected, f"{count} images ({expected} bytes)")
+        _expect_end(path, stream, f"{count} images, {expected} bytes")
     return np.frombuffer(payload, dtype=np.uint8).reshape(count, rows, cols)
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX labels file into a uint8 array of shape (n,), checking labels are 0-9."""
     path = Path(path)
-    raw = _decompress(path)
-    (count,) = _header(path, raw, LABELS_MAGIC, 1)
-    payload = raw[8:]
-    if len(payload) != count:
-        raise PipelineError(f"{path}: payload is {len(payload)} bytes; the header promises {count} labels")
+    with _open_gzip(path) as stream:
+        (count,) = _header(path, stream, LABELS_MAGIC, 1)
+        if count > MAX_IMAGES:
+            raise PipelineError(f"{path}: the header declares {count:,} labels; at most {MAX_IMAGES:,} are read")
+        payload = _read_exactly(path, stream, count, f"{count} labels")
+        _expect_end(path, stream, f"{count} labels")
     labels = np.frombuffer(payload, dtype=np.uint8)
     if count and labels.max() >= N_CLASSES:
         bad = int(np.argmax(labels >= N_CLASSES))

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stages.common.catalogue import ARCH_IDS
 from stages.common.errors import PipelineError
-from stages.common.params import ARCH_IDS
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("data/models")
 LATENTS_DIR = Path("data/latents")
 METRICS_DIR = Path("metrics")
+# Facts about a run (times, memory, sizes, device): recorded, but not DVC metrics,
+# so `dvc metrics show/diff` and `dvc exp show` list results only.
+RUN_DIR = METRICS_DIR / "run"
 PLOTS_DIR = Path("plots")
 
 
@@ -25,9 +28,23 @@ def latents_path(arch: str) -> Path:
     return LATENTS_DIR / f"{arch}.npz"
 
 
+def prepared_path(split: str) -> Path:
+    return PREPARED_DIR / f"{split}.npz"
+
+
 def metrics_path(kind: str, name: str) -> Path:
-    """metrics/<kind>_<name>.json, e.g. metrics/train_conv.json."""
+    """metrics/<kind>_<name>.json, e.g. metrics/train_conv.json: results only."""
     return METRICS_DIR / f"{kind}_{name}.json"
+
+
+def run_path(kind: str, name: str) -> Path:
+    """metrics/run/<kind>_<name>.json: what the run cost and on what it ran."""
+    return RUN_DIR / f"{kind}_{name}.json"
+
+
+def plot_path(kind: str, name: str, suffix: str = "png") -> Path:
+    """plots/<kind>/<name>.<suffix>, e.g. plots/confusion/conv.png."""
+    return PLOTS_DIR / kind / f"{name}.{suffix}"
 
 
 def parse_arch(argv: list[str], stage: str) -> str:

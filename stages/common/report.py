@@ -1,17 +1,14 @@
-"""Building the comparison report (markdown tables and a summary) from the metrics of a run.
+"""Building the comparison report (markdown tables and plot data) from the metrics of a run.
 
 Pure functions over already-loaded metrics dicts, so they are testable on made-up data.
+`results[kind][arch]` holds metrics/<kind>_<arch>.json (train, tsne, svm) and
+`facts[kind][arch]` metrics/run/<kind>_<arch>.json (train, latents, tsne, svm).
 """
 from __future__ import annotations
 
-from stages.common.params import ARCH_NAMES
+from stages.common.catalogue import CATALOGUE, display_name
 
-# What the reference notebook printed (MNIST 60,000/10,000, one CUDA GPU).
-REFERENCE_MNIST = {
-    "superres": {"train_loss": 0.008047, "test_mse": 0.007407},
-    "conv": {"train_loss": 0.002153, "test_mse": 0.002096, "svm_accuracy": 0.9878},
-    "stacked": {"train_loss": 0.015532, "test_mse": 0.014568},
-}
+BASELINES = (("pixels", "raw pixels (baseline)"), ("pca", "PCA (baseline)"))
 
 
 def _fmt(value, spec: str = ".6f", missing: str = "–") -> str:
@@ -30,79 +27,100 @@ def table(header: list, rows: list) -> str:
     return "\n".join(lines)
 
 
-def summary(archs: list, metrics: dict) -> dict:
-    """One number per architecture for each headline metric (metrics/summary.json)."""
-    return {
-        arch: {
-            "test_mse": metrics["train"][arch]["test_mse"],
-            "svm_accuracy": metrics["svm"][arch]["accuracy"],
-            "trustworthiness": metrics["tsne"][arch]["trustworthiness"],
-        }
-        for arch in archs
-    }
+def loss_rows(histories: dict) -> list[dict]:
+    """Long-format rows for the loss chart: one per architecture, split and epoch.
+
+    `histories`: arch -> DataFrame of plots/loss/<arch>.csv. The train series is the
+    per-pixel MSE during training (for every model comparable with test MSE; for the
+    plain autoencoders it is their training loss).
+    """
+    rows = []
+    for arch, history in histories.items():
+        for split, column in (("train", "train_mse"), ("test", "test_mse")):
+            for epoch, mse in zip(history["epoch"], history[column]):
+                rows.append({"epoch": int(epoch), "architecture": display_name(arch), "split": split,
+                             "mse": float(mse)})
+    return rows
 
 
-def markdown(archs: list, dataset: str, metrics: dict, baselines: dict) -> str:
-    """The report page. `metrics[kind][arch]` for kind in train, latents, tsne, svm;
-    `baselines[name]` for pixels and pca (a dict with enabled false when skipped)."""
-    train, tsne, svm, latents = metrics["train"], metrics["tsne"], metrics["svm"], metrics["latents"]
-    first = train[archs[0]]
+def _reference(arch: str, key: str):
+    return CATALOGUE[arch].reference_mnist.get(key)
+
+
+def markdown(archs: list, dataset: str, results: dict, facts: dict, baselines: dict) -> str:
+    """The report page; `baselines[name]` is (results, facts) of metrics/svm_<name>.json."""
+    train, tsne, svm = results["train"], results["tsne"], results["svm"]
+    run = facts["train"][archs[0]]
     mse_rank = ranks({arch: train[arch]["test_mse"] for arch in archs})
     out = [
         "# Autoencoder comparison report",
         "",
-        f"Dataset **{dataset}**: {first['n_train']:,} training / {first['n_test']:,} test images, "
-        f"{first['epochs']} epochs, {first['precision']} on {first['device']}.",
+        f"Dataset **{dataset}**: {run['n_train']:,} training / {run['n_test']:,} test images, "
+        f"{run['epochs']} epochs, {run['precision']} on {run['device']}.",
         "Reference figures are what the notebook printed for **MNIST** (60,000/10,000); "
-        "they are comparable only when this run is MNIST at full size.",
+        "they are comparable only when this run is MNIST at full size, and exist only for its three models.",
         "",
         "## Reconstruction",
         "",
         table(
-            ["architecture", "final train loss", "test MSE", "rank", "reference train loss (MNIST)",
-             "reference test MSE (MNIST)"],
-            [[ARCH_NAMES[a], _fmt(train[a]["train_loss"]), _fmt(train[a]["test_mse"]), mse_rank[a],
-              _fmt(REFERENCE_MNIST[a]["train_loss"]), _fmt(REFERENCE_MNIST[a]["test_mse"])] for a in archs],
+            ["architecture", "final train loss", "test MSE", "rank", "denoise MSE (noisy in, clean target)",
+             "reference train loss (MNIST)", "reference test MSE (MNIST)"],
+            [[display_name(a), _fmt(train[a]["train_loss"]), _fmt(train[a]["test_mse"]), mse_rank[a],
+              _fmt(train[a].get("denoise_mse")), _fmt(_reference(a, "train_loss")), _fmt(_reference(a, "test_mse"))]
+             for a in archs],
         ),
         "",
-        "![loss curves](compare_loss.png)",
+        "The Variational AE's train loss is its own objective (per image: reconstruction + beta x KL), "
+        "not an MSE; its test MSE is that of the decoded mean, like the others'.",
         "",
-        "![reconstructions](compare_reconstructions.png)",
+        "![loss curves](compare/loss.png)",
         "",
-        "## Latent space",
+        "![reconstructions](compare/reconstructions.png)",
         "",
     ]
-    svm_rows = [[f"{ARCH_NAMES[a]} latents", _fmt(svm[a]["accuracy"] * 100, ".2f"), _fmt(svm[a]["macro_f1"], ".4f"),
-                 f"{svm[a]['n_train']:,}", svm[a]["n_features"], _fmt(svm[a]["fit_seconds"], ".1f"),
-                 _fmt(svm[a]["predict_seconds"], ".1f")] for a in archs]
-    for name, label in (("pixels", "raw pixels (baseline)"), ("pca", "PCA (baseline)")):
-        base = baselines.get(name) or {}
-        if base.get("enabled"):
+    vae_like = [a for a in archs if "kl" in train[a]]
+    if vae_like:
+        out += ["## Variational terms", "",
+                table(["architecture", "reconstruction (per image)", "KL (per image)"],
+                      [[display_name(a), _fmt(train[a]["reconstruction"], ".3f"), _fmt(train[a]["kl"], ".3f")]
+                       for a in vae_like]), ""]
+    out += ["## Pictures", ""]
+    for a in archs:
+        out += [f"### {display_name(a)}", "", f"![samples](samples/{a}.png)", "",
+                f"![interpolation](interpolation/{a}.png)", "", f"![denoising](denoising/{a}.png)", ""]
+    out += ["## Latent space", ""]
+    svm_facts = facts["svm"]
+    svm_rows = [[f"{display_name(a)} latents", _fmt(svm[a]["accuracy"] * 100, ".2f"), _fmt(svm[a]["macro_f1"], ".4f"),
+                 f"{svm_facts[a]['n_train']:,}", svm_facts[a]["n_features"]] for a in archs]
+    for name, label in BASELINES:
+        base, base_facts = baselines[name]
+        if base_facts.get("enabled"):
             svm_rows.append([label, _fmt(base["accuracy"] * 100, ".2f"), _fmt(base["macro_f1"], ".4f"),
-                             f"{base['n_train']:,}", base["n_features"], _fmt(base["fit_seconds"], ".1f"),
-                             _fmt(base["predict_seconds"], ".1f")])
+                             f"{base_facts['n_train']:,}", base_facts["n_features"]])
         else:
-            svm_rows.append([label, "not run (baselines.enabled: false)", "–", "–", "–", "–", "–"])
+            svm_rows.append([label, "not run (baselines.enabled: false)", "–", "–", "–"])
+    conv_reference = _reference("conv", "svm_accuracy")
     out += [
-        table(["features", "SVM test accuracy %", "macro F1", "train images", "dims", "fit s", "predict s"], svm_rows),
+        table(["features", "SVM test accuracy %", "macro F1", "train images", "dims"], svm_rows),
         "",
-        f"Reference: the notebook's SVM on Convolutional AE latents scored "
-        f"{REFERENCE_MNIST['conv']['svm_accuracy'] * 100:.2f}% on MNIST.",
+        f"Reference: the notebook's SVM on Convolutional AE latents scored {conv_reference * 100:.2f}% on MNIST.",
         "",
         table(["architecture", "t-SNE trustworthiness (k=5)", "points"],
-              [[ARCH_NAMES[a], _fmt(tsne[a]["trustworthiness"], ".4f"), tsne[a]["n_points"]] for a in archs]),
+              [[display_name(a), _fmt(tsne[a]["trustworthiness"], ".4f"), facts["tsne"][a]["n_points"]]
+               for a in archs]),
         "",
-        "![t-SNE](compare_tsne.png)",
+        "![t-SNE](compare/tsne.png)",
         "",
         "## Model size and time",
         "",
         table(
             ["architecture", "encoder params", "decoder params", "total params", "s/epoch", "train s", "latents s",
              "t-SNE s", "SVM s"],
-            [[ARCH_NAMES[a], f"{train[a]['params_encoder']:,}", f"{train[a]['params_decoder']:,}",
-              f"{train[a]['params_total']:,}", _fmt(train[a]["seconds_per_epoch"], ".1f"),
-              _fmt(train[a]["seconds"], ".1f"), _fmt(latents[a]["seconds"], ".1f"), _fmt(tsne[a]["seconds"], ".1f"),
-              _fmt(svm[a]["fit_seconds"] + svm[a]["predict_seconds"], ".1f")] for a in archs],
+            [[display_name(a), f"{facts['train'][a]['params_encoder']:,}", f"{facts['train'][a]['params_decoder']:,}",
+              f"{facts['train'][a]['params_total']:,}", _fmt(facts["train"][a]["seconds_per_epoch"], ".1f"),
+              _fmt(facts["train"][a]["seconds"], ".1f"), _fmt(facts["latents"][a]["seconds"], ".1f"),
+              _fmt(facts["tsne"][a]["seconds"], ".1f"),
+              _fmt(svm_facts[a]["fit_seconds"] + svm_facts[a]["predict_seconds"], ".1f")] for a in archs],
         ),
         "",
     ]

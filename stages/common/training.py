@@ -2,13 +2,15 @@
 
 The notebook fed images through a torchvision dataset and a DataLoader, converting
 each image in Python; here a split is one float tensor on the training device and a
-batch is an index into it, so no per-image work happens during an epoch.
+batch is an index into it, so no per-image work happens during an epoch. The
+objective is the model's own (`Autoencoder.loss_function`).
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,6 +19,14 @@ from torch import nn
 from stages.common.device import autocast
 
 PIXELS = 28 * 28
+
+
+class TrainingDiverged(Exception):
+    """The loss of an epoch was not a finite number."""
+
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"epoch {epoch}: loss {loss}")
+        self.epoch, self.loss = epoch, loss
 
 
 def to_float_images(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -39,6 +49,8 @@ class EpochResult:
     train_loss: float
     test_mse: float
     seconds: float
+    # Means over the epoch's batches of the parts the model logs (always `mse`).
+    parts: dict = field(default_factory=dict)
 
 
 def train_epoch(
@@ -49,38 +61,40 @@ def train_epoch(
     generator: torch.Generator,
     precision: str,
     on_batch: Callable[[], None] | None = None,
-) -> float:
-    """One pass over `x_train` in shuffled batches; returns the mean of the batch losses."""
+) -> tuple[float, dict]:
+    """One pass over `x_train` in shuffled batches; returns the mean batch loss and mean parts."""
     model.train()
-    loss_fn = nn.MSELoss()
     n = x_train.shape[0]
     order = torch.randperm(n, generator=generator).to(x_train.device)
+    # Accumulated on the device: calling .item() per batch would stall a GPU.
     loss_sum = torch.zeros((), dtype=torch.float64, device=x_train.device)
+    part_sums: dict[str, torch.Tensor] = {}
     n_batches = 0
     for start in range(0, n, batch_size):
         batch = x_train.index_select(0, order[start:start + batch_size])
         with autocast(precision, x_train.device):
-            reconstruction = model(batch)
-        loss = loss_fn(reconstruction.float(), batch)
+            loss, parts = model.loss_function(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        # Accumulate on the device: calling .item() per batch would stall a GPU.
         loss_sum += loss.detach()
+        for name, value in parts.items():
+            part_sums[name] = part_sums.get(name, 0) + value.detach().double()
         n_batches += 1
         if on_batch:
             on_batch()
-    return float(loss_sum) / n_batches
+    return float(loss_sum) / n_batches, {name: float(total) / n_batches for name, total in part_sums.items()}
 
 
 @torch.no_grad()
-def evaluate_mse(model: nn.Module, x: torch.Tensor, batch_size: int) -> float:
-    """Mean squared error per pixel over all of `x`, in float32 (the batch-size weighted mean)."""
+def evaluate_mse(model: nn.Module, x: torch.Tensor, batch_size: int, target: torch.Tensor | None = None) -> float:
+    """Mean squared error per pixel of model(x) against `target` (default: x itself), in float32."""
     model.eval()
+    target = x if target is None else target
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], batch_size):
-        batch = x[start:start + batch_size]
-        total += ((model(batch) - batch) ** 2).sum(dtype=torch.float64)
+        out = model(x[start:start + batch_size])
+        total += ((out - target[start:start + batch_size]) ** 2).sum(dtype=torch.float64)
     return float(total) / (x.shape[0] * PIXELS)
 
 
@@ -105,16 +119,22 @@ def fit(
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> list[EpochResult]:
-    """Adam + MSE for `epochs` epochs; after each, the test MSE. Returns one result per epoch."""
+    """Adam on the model's own loss for `epochs` epochs; after each, the test MSE.
+
+    Raises TrainingDiverged at the first epoch whose loss is not finite.
+    """
     fast_layout(model, x_train.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, x_train, batch_size, generator, precision, on_batch)
+        train_loss, parts = train_epoch(model, optimizer, x_train, batch_size, generator, precision, on_batch)
         seconds = time.perf_counter() - started
-        result = EpochResult(epoch, train_loss, evaluate_mse(model, x_test, eval_batch_size), seconds)
+        test_mse = evaluate_mse(model, x_test, eval_batch_size)
+        if not all(math.isfinite(v) for v in (train_loss, test_mse, *parts.values())):
+            raise TrainingDiverged(epoch, train_loss if not math.isfinite(train_loss) else test_mse)
+        result = EpochResult(epoch, train_loss, test_mse, seconds, parts)
         history.append(result)
         if on_epoch:
             on_epoch(result)

@@ -1,0 +1,47 @@
+"""`make facts`: what the last run cost and on what it ran, from metrics/run/ (not DVC metrics).
+
+    python -m tools.facts [KIND ...]     KIND: train, latents, tsne, svm (default: all)
+
+Prints one table per kind, a row per architecture (or baseline), a column per fact:
+times, peak memory, sizes, parameter counts, device.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from stages.common.errors import PipelineError, run_stage
+from stages.common.layout import RUN_DIR
+
+KINDS = ("train", "latents", "tsne", "svm")
+
+
+def main(argv: list[str]) -> None:
+    import pandas as pd
+
+    kinds = argv or list(KINDS)
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        raise PipelineError(f"unknown kind {unknown[0]!r}; expected some of {', '.join(KINDS)}")
+    files = sorted(RUN_DIR.glob("*.json"))
+    if not files:
+        raise PipelineError(f"{RUN_DIR}: no run facts yet; run the pipeline first (make repro)")
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 30)
+    for kind in kinds:
+        table = {}
+        for path in files:
+            if path.stem.startswith(f"{kind}_"):
+                try:
+                    table[path.stem[len(kind) + 1:]] = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    table[path.stem[len(kind) + 1:]] = {"error": "unreadable"}
+        if table:
+            print(f"== {kind} ({RUN_DIR}/{kind}_*.json)")
+            print(pd.DataFrame(table).T.fillna("").to_string())
+            print()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    run_stage(main)

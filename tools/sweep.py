@@ -1,0 +1,202 @@
+"""`make sweep`: one DVC experiment per latent size, then a report of results against latent size.
+
+    python -m tools.sweep [--jobs N] [--report-only]
+
+Queues `dvc exp run --queue -S train.latent_dim=D` for each D in sweep.latent_dims
+(each worker's torch threads set to its share of the cores), runs the queue with
+sweep.jobs workers (`dvc exp run --run-all --jobs`), then reads `dvc exp show --json`
+and writes plots/sweep/report.md, plots/sweep/results.csv and plots/sweep/latent_size.png
+(test MSE, SVM accuracy and t-SNE trustworthiness against latent size, a line per
+architecture). A latent size that already has a successful experiment on the current
+commit with the same settings is not queued again, so a repeated sweep only
+redraws the report; changed code reruns what changed and DVC's run-cache restores the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stages.common.atomic import OutputSet
+from stages.common.catalogue import display_name
+from stages.common.device import usable_cores
+from stages.common.errors import PipelineError, run_stage
+from stages.common.params import load_params
+
+OUT = Path("plots/sweep")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+RESULTS = {  # column -> (metrics file pattern, key)
+    "test_mse": ("metrics/train_{}.json", "test_mse"),
+    "accuracy": ("metrics/svm_{}.json", "accuracy"),
+    "trustworthiness": ("metrics/tsne_{}.json", "trustworthiness"),
+}
+
+
+def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, env=env)
+    if proc.returncode != 0:
+        detail = " ".join((proc.stderr or "").split())[-400:] if capture else "see the output above"
+        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
+    return proc.stdout if capture else ""
+
+
+def experiments(show: list) -> list[dict]:
+    """Flatten `dvc exp show --json` of the current commit: one dict per finished experiment."""
+    found = []
+    for commit in show:
+        if commit.get("rev") == "workspace":
+            continue
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                if data.get("status", "Success") != "Success" or rev.get("error"):
+                    continue
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                metrics = {path: (value or {}).get("data") or {} for path, value in (data.get("metrics") or {}).items()}
+                found.append({"name": rev.get("name") or exp.get("name"), "rev": rev.get("rev"),
+                              "baseline": commit.get("rev"), "params": params, "metrics": metrics})
+    return found
+
+
+def rows(found: list[dict], archs: list, settings: dict) -> list[dict]:
+    """One row per latent size and architecture (plus the PCA baseline), newest experiment per size."""
+    by_dim = {}
+    for exp in found:
+        params = exp["params"]
+        if not matches(params, settings):
+            continue
+        by_dim.setdefault(params["train"]["latent_dim"], exp)  # exp show lists newest first
+    table = []
+    for dim, exp in sorted(by_dim.items()):
+        for arch in archs:
+            row = {"latent_dim": dim, "architecture": display_name(arch), "experiment": exp["name"]}
+            for column, (pattern, key) in RESULTS.items():
+                row[column] = exp["metrics"].get(pattern.format(arch), {}).get(key)
+            table.append(row)
+        pca = exp["metrics"].get("metrics/svm_pca.json", {}).get("accuracy")
+        if pca is not None:
+            table.append({"latent_dim": dim, "architecture": "PCA (baseline)", "experiment": exp["name"],
+                          "test_mse": None, "accuracy": pca, "trustworthiness": None})
+    return table
+
+
+def matches(params: dict, settings: dict) -> bool:
+    """Whether an experiment's params.yaml has `settings` (dotted key -> value) besides its latent size."""
+    for key, value in settings.items():
+        node = params
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != value:
+            return False
+    return True
+
+
+def figure(table: list[dict], title: str):
+    from stages.common.figures import plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    names = list(dict.fromkeys(row["architecture"] for row in table))
+    for ax, (column, label, log) in zip(axes, (("test_mse", "test MSE per pixel", True),
+                                              ("accuracy", "SVM test accuracy", False),
+                                              ("trustworthiness", "t-SNE trustworthiness (k=5)", False))):
+        for i, name in enumerate(names):
+            points = [(r["latent_dim"], r[column]) for r in table if r["architecture"] == name and r[column] is not None]
+            if not points:
+                continue
+            x, y = zip(*points)
+            baseline = name.endswith("(baseline)")
+            ax.plot(x, y, marker="o", label=name, color="grey" if baseline else plt.get_cmap("tab10")(i % 10),
+                    linestyle="--" if baseline else "-")
+        ax.set_xscale("log", base=2)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("latent size")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def markdown(table: list[dict], title: str, wall_seconds: float | None) -> str:
+    dims = sorted({r["latent_dim"] for r in table})
+    names = list(dict.fromkeys(r["architecture"] for r in table))
+    lines = [f"# {title}", "", "![results against latent size](latent_size.png)", ""]
+    if wall_seconds is not None:
+        lines += [f"Wall time of this sweep: {wall_seconds:.0f} s.", ""]
+    for column, label, spec in (("test_mse", "Test MSE", ".6f"), ("accuracy", "SVM test accuracy %", ".2f"),
+                                ("trustworthiness", "t-SNE trustworthiness", ".4f")):
+        lines += [f"## {label}", "", "| architecture | " + " | ".join(map(str, dims)) + " |",
+                  "|---|" + "---|" * len(dims)]
+        for name in names:
+            cells = []
+            for dim in dims:
+                value = next((r[column] for r in table if r["architecture"] == name and r["latent_dim"] == dim), None)
+                if value is not None and column == "accuracy":
+                    value *= 100
+                cells.append("–" if value is None else format(value, spec))
+            if any(cell != "–" for cell in cells):
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, help="parallel workers (default: sweep.jobs)")
+    parser.add_argument("--report-only", action="store_true", help="only redraw the report from dvc exp show")
+    args = parser.parse_args(argv)
+    params = load_params()
+    jobs = args.jobs or params["sweep"]["jobs"]
+    if jobs < 1:
+        raise PipelineError(f"--jobs is {jobs}; expected a positive integer")
+    threads = max(1, usable_cores() // jobs)
+    dims = params["sweep"]["latent_dims"]
+    # What every experiment of this sweep shares; an old experiment with other values is not reused.
+    settings = {"train.threads": threads, "data.dataset": params["data"]["dataset"],
+                "train.epochs": params["train"]["epochs"]}
+    outputs = OutputSet([OUT / "report.md", OUT / "results.csv", OUT / "latent_size.png"])
+
+    wall = None
+    if not args.report_only:
+        done = {exp["params"]["train"]["latent_dim"] for exp in experiments(json.loads(dvc("exp", "show", "--json")))
+                if matches(exp["params"], settings) and "train" in exp["params"]}
+        todo = [dim for dim in dims if dim not in done]
+        print(f"sweep: latent sizes {dims}; {len(todo)} to run with {jobs} worker(s) of {threads} thread(s) each"
+              + (f"; already done: {sorted(set(dims) & done)}" if set(dims) & done else ""), flush=True)
+        started = time.perf_counter()
+        for dim in todo:
+            dvc("exp", "run", "--queue", "-S", f"train.latent_dim={dim}", "-S", f"train.threads={threads}")
+        if todo:
+            # OpenMP and BLAS pools (t-SNE, scikit-learn, oneDAL) get the same share as torch:
+            # oversubscribed OpenMP threads spin-wait and ran t-SNE 30x slower.
+            share = {name: str(threads) for name in THREAD_VARIABLES}
+            dvc("exp", "run", "--run-all", "--jobs", str(jobs), capture=False, env={**os.environ, **share})
+            wall = time.perf_counter() - started
+            print(f"sweep: experiments finished in {wall:.0f} s", flush=True)
+        else:
+            print("sweep: nothing to run; redrawing the report", flush=True)
+
+    archs = params["archs"]
+    table = [row for row in rows(experiments(json.loads(dvc("exp", "show", "--json"))), archs, settings)
+             if row["latent_dim"] in dims]
+    if not table:
+        raise PipelineError("no finished sweep experiment found in `dvc exp show`; run `make sweep` first")
+    title = (f"Latent-size sweep on {params['data']['dataset']} ({params['train']['epochs']} epochs, "
+             f"{jobs} worker(s) x {threads} thread(s))")
+    import pandas as pd
+
+    outputs.text(OUT / "results.csv", pd.DataFrame(table).to_csv(index=False))
+    outputs.figure(OUT / "latent_size.png", figure(table, title))
+    outputs.text(OUT / "report.md", markdown(table, title, wall))
+    outputs.commit()
+    print(f"sweep: {OUT / 'report.md'}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
