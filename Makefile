@@ -32,9 +32,9 @@ bench: setup
 sweep: setup
 	python -m tools.sweep
 
-# `dvc exp show` narrowed to what fits a 200-column terminal: changed params, headline results.
+# `dvc exp show` narrowed to a 200-column table: changed params, then each architecture's results.
 exps: setup
-	dvc exp show --only-changed --drop 'Created|State|Executor|metrics/(train|svm|tsne)_.*(denoise_mse|train_loss|macro_f1|kl|reconstruction)|\.lock|data/|stages/|metrics/run|plots/' --keep 'metrics/svm_(pixels|pca).json:accuracy'
+	python -m tools.exps
 
 # Times, memory, sizes and devices of the last run (metrics/run/, not DVC metrics).
 facts: setup

@@ -12,6 +12,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     files: dict = {}
     stall_seconds = 5.0
     throttle_seconds = 0.05  # per chunk for /slow/
+    drip_seconds = 0.05  # per byte for /drip/
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -23,14 +24,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_error(404)
         if mode == "m500":
             return self.send_error(500)
+        if mode in ("loop", "tofile", "toftp"):
+            self.send_response(302)
+            target = {"loop": self.path, "tofile": "file:///etc/passwd", "toftp": "ftp://127.0.0.1/x"}[mode]
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if mode == "huge":  # announces far more than any MNIST file
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**12))
+            self.end_headers()
+            return None
         if mode == "stall":
             time.sleep(self.stall_seconds)
         if mode == "badmd5":
             body = bytes(len(body))
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if mode != "nolength":
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:
+            if mode == "drip":  # one byte at a time, each well within the socket timeout
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(self.drip_seconds)
+                return
+            if mode == "nolength":  # an endless body, no length announced
+                while True:
+                    self.wfile.write(bytes(1 << 16))
             if mode == "cut":  # close half-way through, as a dropped connection does
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()

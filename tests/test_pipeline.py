@@ -132,7 +132,7 @@ def test_plots_page_draws_every_chart_and_follows_archs(repo, tmp_path):
 
 def test_forced_rerun_is_byte_identical(repo):
     before = {path: (repo / path).read_bytes() for path in DETERMINISTIC}
-    dvc(repo, "repro", "--force", "--single-item", *FORCED)
+    dvc(repo, "repro", "--force", "--single-item", *FORCED, "report")
     changed = [path for path in DETERMINISTIC if (repo / path).read_bytes() != before[path]]
     assert not changed
 
@@ -143,10 +143,9 @@ def test_second_repro_runs_nothing_and_status_is_clean(repo):
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}
 
 
-def test_training_killed_part_way_leaves_the_previous_outputs_and_repro_recovers(repo):
-    model = repo / "data/models/conv.pt"
-    metrics = repo / "metrics/train_conv.json"
-    before = metrics.read_bytes()
+def test_training_killed_part_way_leaves_no_half_new_output_and_repro_recovers(repo):
+    outputs = [repo / p for p in ("data/models/conv.pt", "metrics/train_conv.json", "plots/loss/conv.csv",
+                                  "metrics/run/train_conv.json", "plots/samples/conv.png")]
     proc = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train@conv"], cwd=repo, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -164,12 +163,14 @@ def test_training_killed_part_way_leaves_the_previous_outputs_and_repro_recovers
     victim.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode != 0
-    # DVC removed the cached model before running; the metrics file is untouched, never half-new.
-    assert not model.exists() and metrics.read_bytes() == before
+    # DVC removes a stage's outputs before running it; the killed run added none, whole or half.
+    assert not [p for p in outputs if p.exists()]
     assert "train@conv" in json.loads(dvc(repo, "status", "--json").stdout)
     dvc(repo, "repro")
-    assert model.is_file()
+    assert all(p.is_file() for p in outputs)
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+    # The killed run's temporaries were removed as stale by the next one.
+    assert not [p for p in repo.rglob("*.tmp-*") if ".dvc" not in p.parts]
 
 
 def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_run_cache(repo):

@@ -8,7 +8,7 @@ import torch
 from stages.common.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
 from stages.common.errors import PipelineError
 from stages.common.models import build_model
-from stages.common.training import encode_all, evaluate_mse, fit, to_float_images
+from stages.common.training import TrainingDiverged, encode_all, evaluate_mse, fit, to_float_images
 from tests.conftest import make_images
 
 CPU = torch.device("cpu")
@@ -42,15 +42,36 @@ def train_once(arch: str):
     return model, history
 
 
-@pytest.mark.parametrize("arch", ["conv", "stacked"])
+@pytest.mark.parametrize("arch", ["conv", "stacked", "vae", "denoising"])
 def test_training_lowers_the_loss_and_repeats_exactly(arch):
     model_a, history_a = train_once(arch)
     model_b, history_b = train_once(arch)
     assert [r.epoch for r in history_a] == [1, 2]
     assert history_a[1].train_loss < history_a[0].train_loss
-    assert [(r.train_loss, r.test_mse) for r in history_a] == [(r.train_loss, r.test_mse) for r in history_b]
+    assert "mse" in history_a[0].parts
+    assert [(r.train_loss, r.test_mse, r.parts) for r in history_a] == [
+        (r.train_loss, r.test_mse, r.parts) for r in history_b]
     for key, value in model_a.state_dict().items():
         assert torch.equal(value, model_b.state_dict()[key]), key
+
+
+def test_a_diverging_run_raises_at_its_epoch():
+    seed_everything(3)
+    images, _ = make_images(100)
+    x = to_float_images(images, CPU)
+    with pytest.raises(TrainingDiverged) as err:
+        fit(build_model("stacked", 8), x[:80], x[80:], epochs=3, batch_size=16, lr=1e6, seed=3, precision="fp32",
+            eval_batch_size=64)
+    assert err.value.epoch >= 1
+
+
+def test_evaluate_mse_against_another_target():
+    torch.manual_seed(0)
+    model = build_model("stacked", 8)
+    x, clean = torch.rand(20, 1, 28, 28), torch.rand(20, 1, 28, 28)
+    with torch.no_grad():
+        expected = torch.nn.functional.mse_loss(model.eval()(x), clean).item()
+    assert evaluate_mse(model, x, batch_size=7, target=clean) == pytest.approx(expected, rel=1e-5)
 
 
 def test_encode_all_matches_encode_in_one_batch():

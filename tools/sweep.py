@@ -26,6 +26,7 @@ from stages.common.catalogue import display_name
 from stages.common.device import usable_cores
 from stages.common.errors import PipelineError, run_stage
 from stages.common.params import load_params
+from tools.exps import experiments
 
 OUT = Path("plots/sweep")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -42,24 +43,6 @@ def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
         detail = " ".join((proc.stderr or "").split())[-400:] if capture else "see the output above"
         raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
     return proc.stdout if capture else ""
-
-
-def experiments(show: list) -> list[dict]:
-    """Flatten `dvc exp show --json` of the current commit: one dict per finished experiment."""
-    found = []
-    for commit in show:
-        if commit.get("rev") == "workspace":
-            continue
-        for exp in commit.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                data = rev.get("data") or {}
-                if data.get("status", "Success") != "Success" or rev.get("error"):
-                    continue
-                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                metrics = {path: (value or {}).get("data") or {} for path, value in (data.get("metrics") or {}).items()}
-                found.append({"name": rev.get("name") or exp.get("name"), "rev": rev.get("rev"),
-                              "baseline": commit.get("rev"), "params": params, "metrics": metrics})
-    return found
 
 
 def rows(found: list[dict], archs: list, settings: dict) -> list[dict]:

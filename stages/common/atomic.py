@@ -260,9 +260,13 @@ class OutputSet:
             _remove(self.staged.pop(path))
         try:
             tmp = new_temp(path)
+        except OSError as err:
+            raise _write_error(path, err) from None
+        try:
             tmp.write_bytes(data)
             _fsync_file(tmp)
         except OSError as err:
+            _remove(tmp)
             raise _write_error(path, err) from None
         self.staged[path] = tmp
 

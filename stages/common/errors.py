@@ -68,6 +68,10 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     except KeyboardInterrupt:
         print(f"error: {stage}: {_interrupt_message()}", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except MemoryError:
         print(f"error: {stage}: out of memory; lower the batch sizes or the data limits in params.yaml",
               file=sys.stderr)
