@@ -13,6 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from stages.common.models import Autoencoder
+
 
 class NotebookMNIST(Dataset):
     """What torchvision.datasets.MNIST.__getitem__ does, over arrays already in memory."""
@@ -39,7 +41,9 @@ def notebook_epoch(model: nn.Module, optimizer, images: np.ndarray, labels: np.n
     total, batches = 0.0, 0
     for batch, _ in loader:
         optimizer.zero_grad()
-        loss = loss_fn(model(batch), batch)
+        # The notebook's three use plain MSE; a model with its own objective (VAE, denoising) uses it.
+        loss = loss_fn(model(batch), batch) if type(model).loss_function is Autoencoder.loss_function \
+            else model.loss_function(batch)[0]
         loss.backward()
         optimizer.step()
         total += loss.item()

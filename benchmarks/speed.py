@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stages.common.catalogue import ARCH_IDS  # noqa: E402
+
 DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small"]
 TORCH_FREE_STAGES = ["download", "prepare", "tsne", "svm", "baselines", "report"]
 
@@ -79,7 +83,7 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> 
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
         started = time.perf_counter()
-        loss = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
+        loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
     return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
 
 
@@ -93,7 +97,7 @@ def worker_flops(arch: str) -> dict:
     model = build_model(arch, 64)
     x = torch.rand(128, 1, 28, 28)
     with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.mse_loss(model(x), x).backward()
+        model.loss_function(x)[0].backward()
     return {"flops_per_image": counter.get_total_flops() / 128}
 
 
@@ -293,7 +297,7 @@ def main(argv: list) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per training measurement (median)")
     parser.add_argument("--svm-runs", type=int, default=2, help="runs per SVM measurement (median)")
     parser.add_argument("--train-limit", type=int, help="train on this many images (default: all)")
-    parser.add_argument("--archs", nargs="+", default=["superres", "conv", "stacked"])
+    parser.add_argument("--archs", nargs="+", default=list(ARCH_IDS))
     parser.add_argument("--latents", default=str(ROOT / "data/latents/conv.npz"),
                         help="latents for the SVM timing (default: the pipeline's Conv AE latents)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")

@@ -63,7 +63,9 @@ def main(argv: list[str]) -> None:
 
     outputs.text(COMPARE / "loss.csv", pd.DataFrame(loss_rows(histories)).to_csv(index=False))
     outputs.text(COMPARE / "tsne.csv", pd.concat(
-        [frame.assign(architecture=display_name(a)) for a, frame in points.items()]).to_csv(index=False))
+        # `order` keeps the panels in the order of `archs`, not alphabetical.
+        [frame.assign(architecture=display_name(a), order=i) for i, (a, frame) in enumerate(points.items())]
+    ).to_csv(index=False))
     outputs.figure(COMPARE / "loss.png", loss_curves({display_name(a): h for a, h in histories.items()}))
     images = []
     for a in archs:

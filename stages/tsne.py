@@ -41,9 +41,8 @@ def main(argv: list[str]) -> None:
 
     picked = first_per_class(y_test, tsne["per_class"])
     if tsne["perplexity"] >= len(picked):
-        raise PipelineError(
-            f"params.yaml: tsne.perplexity is {tsne['perplexity']}; expected a number below the {len(picked)} t-SNE points"
-        )
+        raise PipelineError(f"params.yaml: tsne.perplexity is {tsne['perplexity']}; "
+                            f"expected a number below the {len(picked)} t-SNE points")
     from stages.common.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
 
     points, labels = z_test[picked], y_test[picked]

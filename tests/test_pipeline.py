@@ -119,15 +119,20 @@ def test_plots_page_draws_every_chart_and_follows_archs(repo, tmp_path):
             assert f"workspace_plots_{kind}_{arch}.png" in static
     render(tmp_path / "page" / "index.html", expected_charts=2, screenshot=tmp_path / "page.png")
 
-    # With fewer architectures the page shows only those, though the others' files remain.
+    # After a run with fewer architectures the page shows only those, though the others' files remain.
     set_params(repo, {"archs": ["conv"]})
     try:
+        assert ran_stages(dvc(repo, "repro").stdout) == ["report"]
         dvc(repo, "plots", "show", "-o", str(tmp_path / "conv-only"))
         static = {path.name for path in (tmp_path / "conv-only" / "static").iterdir()}
         assert not [name for name in static if "stacked" in name or "vae" in name]
         assert "workspace_plots_confusion_conv.png" in static
+        page = (tmp_path / "conv-only" / "index.html").read_text(encoding="utf-8")
+        assert "Convolutional AE" in page and "Stacked AE" not in page and "Variational AE" not in page
     finally:
         git(repo, "checkout", "params.yaml")
+    restored = dvc(repo, "repro").stdout
+    assert ran_stages(restored) == [] and "Stage 'report' is cached - skipping run" in restored
 
 
 def test_forced_rerun_is_byte_identical(repo):
@@ -173,7 +178,9 @@ def test_training_killed_part_way_leaves_no_half_new_output_and_repro_recovers(r
     assert not [p for p in repo.rglob("*.tmp-*") if ".dvc" not in p.parts]
 
 
-def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_run_cache(repo):
+def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_run_cache(repo, tmp_path):
+    from tests.browser import render
+
     set_params(repo, {"train": {"latent_dim": 16}})
     rerun = dvc(repo, "repro").stdout
     assert "train@conv" in ran_stages(rerun)
@@ -181,6 +188,12 @@ def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_r
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     for arch in ARCHS:
         assert "test_mse" in diff[f"metrics/train_{arch}.json"]
+    # dvc plots diff: each revision gets its own panel, titled with its name.
+    dvc(repo, "plots", "diff", "HEAD", "-o", str(tmp_path / "diff"))
+    page = (tmp_path / "diff" / "index.html").read_text(encoding="utf-8")
+    assert '"rev": "HEAD"' in page and '"rev": "workspace"' in page
+    dom = render(tmp_path / "diff" / "index.html", expected_charts=2)
+    assert ">HEAD<" in dom and ">workspace<" in dom
     set_params(repo, {"train": {"latent_dim": 64}})
     back = dvc(repo, "repro").stdout
     assert ran_stages(back) == []

@@ -26,6 +26,9 @@ def experiments(show: list) -> list[dict]:
     found = []
     for commit in show:
         for exp in commit.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state")
+            if state in ("queued", "running", "failed"):
+                continue
             for rev in exp.get("revs") or []:
                 data = rev.get("data") or {}
                 if data.get("status", "Success") != "Success" or rev.get("error"):

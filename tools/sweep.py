@@ -87,7 +87,8 @@ def figure(table: list[dict], title: str):
                                               ("accuracy", "SVM test accuracy", False),
                                               ("trustworthiness", "t-SNE trustworthiness (k=5)", False))):
         for i, name in enumerate(names):
-            points = [(r["latent_dim"], r[column]) for r in table if r["architecture"] == name and r[column] is not None]
+            points = [(r["latent_dim"], r[column]) for r in table
+                      if r["architecture"] == name and r[column] is not None]
             if not points:
                 continue
             x, y = zip(*points)

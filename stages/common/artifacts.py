@@ -6,7 +6,7 @@ must not end in a traceback deep inside numpy or torch.
 from __future__ import annotations
 
 import json
-
+import os
 import zipfile
 from pathlib import Path
 

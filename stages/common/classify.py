@@ -21,7 +21,6 @@ from sklearn.svm import SVC
 
 from stages.common.params import SVM_IMPLEMENTATIONS
 
-
 RESULT_KEYS = ("accuracy", "macro_f1")
 
 

@@ -86,7 +86,7 @@ def _stream(url: str, dest: Path, timeout_seconds: float, max_bytes: int | None,
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise AttemptFailed("timed out", transient=True) from None
         raise AttemptFailed(f"{reason}", transient=True) from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise AttemptFailed("timed out", transient=True) from None
     except (OSError, ValueError) as err:
         raise AttemptFailed(f"{type(err).__name__}: {err}", transient=True) from None
@@ -119,7 +119,7 @@ def _stream(url: str, dest: Path, timeout_seconds: float, max_bytes: int | None,
                         f"{DEADLINE_FACTOR} x data.timeout_seconds deadline", transient=True)
     except AttemptFailed:
         raise
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise AttemptFailed(f"timed out after {received} bytes", transient=True) from None
     except (OSError, urllib.error.URLError, ValueError) as err:
         # http.client.IncompleteRead is an OSError subclass too.

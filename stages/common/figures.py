@@ -33,7 +33,10 @@ def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, title: str
 def image_grid(rows: list, row_labels: list, title: str, column_labels: list | None = None):
     """A grid of 28x28 images in [0, 1]: `rows` is a list of (n, 28, 28) arrays, one per row."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 0.9 + 0.8, n_rows * 0.95 + 0.6), squeeze=False)
+    # Room on the left for horizontal row labels as long as "T-shirt/top → Ankle boot".
+    label_width = 0.075 * max((len(label) for label in row_labels), default=0)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 0.9 + 0.4 + label_width, n_rows * 0.95 + 0.6),
+                             squeeze=False)
     for r, images in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -44,7 +47,7 @@ def image_grid(rows: list, row_labels: list, title: str, column_labels: list | N
             for spine in ax.spines.values():
                 spine.set_visible(False)
         if row_labels[r]:
-            axes[r][0].set_ylabel(row_labels[r], fontsize=8)
+            axes[r][0].set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
     for c, label in enumerate(column_labels or []):
         axes[0][c].set_title(label, fontsize=8)
     fig.suptitle(title, fontsize=10)

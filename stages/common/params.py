@@ -98,7 +98,8 @@ def _int_in(params: dict, key: str, low: int, high: int, allow_null: bool = Fals
     if allow_null and value is None:
         return
     if not _is_int(value) or not low <= value <= high:
-        allowed = f"an integer from {low:,} to {high:,}" + (" or null" if allow_null else "") + (f" ({why})" if why else "")
+        allowed = f"an integer from {low:,} to {high:,}" + (" or null" if allow_null else "")
+        allowed += f" ({why})" if why else ""
         raise _fail(key, value, allowed)
 
 
@@ -195,7 +196,8 @@ def _validate_data(params: dict, root: Path) -> None:
 def _validate_model(params: dict) -> None:
     _int_in(params, "train.epochs", 1, 100_000)
     _int_in(params, "train.batch_size", 1, MAX_TRAIN_BATCH, why="larger batches need several GB of activations")
-    _int_in(params, "train.latent_dim", 1, PIXELS, why="a code larger than the 784 pixels it encodes compresses nothing")
+    _int_in(params, "train.latent_dim", 1, PIXELS,
+            why="a code larger than the 784 pixels it encodes compresses nothing")
     _positive_number(params, "train.lr", high=1e3)
     _choice(params, "train.device", DEVICES)
     _choice(params, "train.precision", PRECISIONS)
@@ -328,6 +330,9 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict:
         raise PipelineError(f"{path}: cannot be read ({err}); expected a UTF-8 YAML file") from None
     try:
         given = parse_yaml(text)
+    except yaml.constructor.ConstructorError as err:
+        line = f", line {err.problem_mark.line + 1}" if err.problem_mark else ""
+        raise PipelineError(f"{path}{line}: {err.problem}") from None
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     return validate({} if given is None else given, root=path.parent)

@@ -46,7 +46,7 @@ def denoising_figure(model, x_test: torch.Tensor, noisy_test: torch.Tensor, labe
     index = torch.as_tensor(one_per_class(labels), device=x_test.device)
     noisy = noisy_test[index]
     return image_grid([_numpy(noisy), _numpy(model(noisy)), _numpy(x_test[index])],
-                      ["noisy input", "output", "clean original"], f"{name} on {noise} test images")
+                      ["noisy input", "output", "clean original"], f"{name} on test images with {noise} noise")
 
 
 @torch.no_grad()
