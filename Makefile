@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test bench sweep exps facts plots clean-venv
+.PHONY: setup repro test bench sweep exps share facts plots clean-venv
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ sweep: setup
 # `dvc exp show` narrowed to a 200-column table: changed params, then each architecture's results.
 exps: setup
 	python -m tools.exps
+
+# Push to the default DVC remote the workspace's outputs, the run-cache and the runs'
+# outputs (dvc push --run-cache alone sends no outputs since DVC 3).
+share: setup
+	python -m tools.share
 
 # Times, memory, sizes and devices of the last run (metrics/run/, not DVC metrics).
 facts: setup

@@ -204,25 +204,35 @@ def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_r
 
 
 def test_another_clone_restores_runs_and_sees_experiments_through_remotes(repo, tmp_path):
+    # A configuration this clone ran but never committed (restored at once if the test above ran it).
+    set_params(repo, {"train": {"latent_dim": 16}})
+    dvc(repo, "repro")
+    set_params(repo, {"train": {"latent_dim": 64}})
+    dvc(repo, "repro")
     storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path, check=True)
     git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "push", "-q", "origin", "HEAD:main")
     dvc(repo, "remote", "add", "-d", "-f", "shared", str(storage))
-    # An experiment that changes little: t-SNE and the report rerun.
-    dvc(repo, "exp", "run", "-n", "perplexity-4", "-S", "tsne.perplexity=4")
-    dvc(repo, "push", "--run-cache")
+    # As a user shares: commit what `dvc repro` wrote, push the code, then `make share`.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "results to share", "--allow-empty")
+    git(repo, "push", "-q", "origin", "HEAD:main")
+    shared = run(["python", "-m", "tools.share"], repo, check=True).stdout
+    assert "more run outputs pushed" in shared
+    # An experiment that changes little (t-SNE and the report rerun), in a temporary copy.
+    dvc(repo, "exp", "run", "--temp", "-n", "perplexity-4", "-S", "tsne.perplexity=4")
     dvc(repo, "exp", "push", "origin", "perplexity-4")
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", "-b", "main", str(origin), str(clone)], tmp_path, check=True)
     dvc(clone, "remote", "add", "-d", "-f", "shared", str(storage))
     dvc(clone, "pull", "--run-cache")
+    assert (clone / "data/models/conv.pt").is_file()
     set_params(clone, {"train": {"latent_dim": 16}})  # run in the first clone, never committed
-    repro = dvc(clone, "repro").stdout
+    repro = dvc(clone, "repro", "--pull").stdout
     assert ran_stages(repro) == []
     assert "Stage 'train@conv' is cached - skipping run" in repro
-    assert (clone / "data/models/conv.pt").is_file()
+    assert json.loads(dvc(clone, "status", "--json").stdout) == {}
     dvc(clone, "exp", "pull", "origin", "perplexity-4")
     assert "perplexity-4" in dvc(clone, "exp", "show", "--no-pager").stdout
     shutil.rmtree(clone)
