@@ -234,7 +234,7 @@ def test_another_clone_restores_runs_and_sees_experiments_through_remotes(repo, 
     assert "Stage 'train@conv' is cached - skipping run" in repro
     assert json.loads(dvc(clone, "status", "--json").stdout) == {}
     dvc(clone, "exp", "pull", "origin", "perplexity-4")
-    assert "perplexity-4" in dvc(clone, "exp", "show", "--no-pager").stdout
+    assert '"name": "perplexity-4"' in dvc(clone, "exp", "show", "--json").stdout
     shutil.rmtree(clone)
 
 
