@@ -50,15 +50,13 @@ def load_prepared(split: str, folder: Path | None = None) -> dict:
     return data
 
 
-def load_latents(path: str | os.PathLike, arch: str, latent_dim: int | None = None) -> dict:
-    """An architecture's latents file; `latent_dim` (if given) must match what it holds."""
+def load_latents(path: str | os.PathLike, arch: str) -> dict:
+    """An architecture's latents file: train and test latents of one width, labels to match."""
     stage = f"latents@{arch}"
     data = read_npz(path, ("z_train", "y_train", "z_test", "y_test", "class_names"), stage)
     z_train, z_test = data["z_train"], data["z_test"]
     if z_train.ndim != 2 or z_test.ndim != 2 or z_train.shape[1] != z_test.shape[1]:
         raise damaged(Path(path), stage, f"holds latents of shapes {z_train.shape} and {z_test.shape}")
-    if latent_dim is not None and z_train.shape[1] != latent_dim:
-        raise damaged(Path(path), stage, f"holds {z_train.shape[1]}-d latents, not train.latent_dim {latent_dim}")
     if len(data["y_train"]) != len(z_train) or len(data["y_test"]) != len(z_test):
         raise damaged(Path(path), stage, "holds latents and labels of different counts")
     return data
