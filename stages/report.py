@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.image
 import pandas as pd
 
-from stages.common.artifacts import read_json
+from stages.common.artifacts import read_csv, read_json
 from stages.common.atomic import OutputSet
 from stages.common.catalogue import display_name
 from stages.common.errors import PipelineError, run_stage
@@ -22,15 +22,6 @@ from stages.common.report import BASELINES, loss_rows, markdown
 RESULT_KINDS = ("train", "tsne", "svm")
 FACT_KINDS = ("train", "latents", "tsne", "svm")
 COMPARE = PLOTS_DIR / "compare"
-
-
-def read_csv(path, stage: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: missing; rerun its stage: dvc repro -f {stage}") from None
-    except (ValueError, OSError) as err:
-        raise PipelineError(f"{path}: damaged ({type(err).__name__}); rerun its stage: dvc repro -f {stage}") from None
 
 
 def tsne_comparison(points: dict):

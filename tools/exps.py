@@ -21,6 +21,14 @@ from stages.common.errors import PipelineError, run_stage
 WIDTH = 200
 
 
+def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, env=env)
+    if proc.returncode != 0:
+        detail = " ".join((proc.stderr or "").split())[-400:] if capture else "see the output above"
+        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
+    return proc.stdout if capture else ""
+
+
 def experiments(show: list) -> list[dict]:
     """Flatten `dvc exp show --json` of the current commit: one dict per finished experiment."""
     found = []
@@ -100,10 +108,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.exps", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="show every param, not only those that differ")
     args = parser.parse_args(argv)
-    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise PipelineError("dvc exp show failed: " + " ".join(proc.stderr.split())[-300:])
-    frame = table(rows_of(json.loads(proc.stdout)), args.all)
+    frame = table(rows_of(json.loads(dvc("exp", "show", "--json"))), args.all)
     text = frame.to_string(index=False, justify="right")
     if max(len(line) for line in text.splitlines()) > WIDTH:
         # Narrower: the trustworthiness columns go first.

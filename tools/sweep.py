@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from stages.common.catalogue import display_name
 from stages.common.device import usable_cores
 from stages.common.errors import PipelineError, run_stage
 from stages.common.params import load_params
-from tools.exps import experiments
+from tools.exps import dvc, experiments
 
 OUT = Path("plots/sweep")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -36,14 +34,6 @@ RESULTS = {  # column -> (metrics file pattern, key)
     "accuracy": ("metrics/svm_{}.json", "accuracy"),
     "trustworthiness": ("metrics/tsne_{}.json", "trustworthiness"),
 }
-
-
-def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, env=env)
-    if proc.returncode != 0:
-        detail = " ".join((proc.stderr or "").split())[-400:] if capture else "see the output above"
-        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
-    return proc.stdout if capture else ""
 
 
 def missing(dims: list, settings: dict) -> list:

@@ -62,6 +62,19 @@ def load_latents(path: str | os.PathLike, arch: str) -> dict:
     return data
 
 
+def read_csv(path: str | os.PathLike, stage: str):
+    """A CSV table written by `stage`, as a pandas DataFrame, or PipelineError naming the file and `stage`."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise damaged(path, stage, "missing") from None
+    except (ValueError, OSError) as err:
+        raise damaged(path, stage, f"damaged ({type(err).__name__})") from None
+
+
 def read_json(path: str | os.PathLike, stage: str) -> dict:
     """A JSON object written by `stage`, or PipelineError naming the file and `stage`."""
     path = Path(path)
