@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -346,7 +347,12 @@ def test_interrupt_during_training_leaves_every_previous_output(prepared_project
     assert not leftovers
 
 
-def test_interrupt_during_the_renames_is_held_until_the_set_is_complete(tmp_path, monkeypatch):  # S4
+@pytest.mark.parametrize("other_thread", [False, True], ids=["one thread", "with a worker thread"])
+def test_interrupt_during_the_renames_is_held_until_the_set_is_complete(
+    tmp_path, monkeypatch, other_thread
+):  # S4
+    # With a second thread alive (torch and OpenMP start several), the kernel may hand
+    # a process-wide SIGINT to that thread; Python still raises it in the main thread.
     paths = [tmp_path / f"out{i}.txt" for i in range(4)]
     outputs = OutputSet(paths)
     for path in paths:
@@ -358,11 +364,19 @@ def test_interrupt_during_the_renames_is_held_until_the_set_is_complete(tmp_path
         if str(dst).endswith("out1.txt"):
             os.kill(os.getpid(), signal.SIGINT)
 
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    if other_thread:
+        worker.start()
     monkeypatch.setattr(os, "replace", replace_and_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        outputs.commit()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            outputs.commit()
+    finally:
+        stop.set()
     assert [p.read_text() for p in paths] == [p.name for p in paths]
     assert outputs.pending == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 # ----------------------------------------------------------------------------- D: file system

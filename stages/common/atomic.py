@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,9 +294,7 @@ class OutputSet:
         missing = [str(p) for p in self.paths if p not in self.staged]
         if missing:
             raise RuntimeError(f"outputs never written: {', '.join(missing)}")
-        held = {signal.SIGINT, signal.SIGTERM}
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
+        with _signals_held():
             with _commit_lock(self.paths[0]):
                 for path in self.paths:
                     try:
@@ -305,14 +304,39 @@ class OutputSet:
                     self.written.append(path)
                 for folder in {p.parent for p in self.paths}:
                     _fsync_dir(folder)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def discard(self) -> None:
         for path, tmp in self.staged.items():
             if path not in self.written:
                 _remove(tmp)
 
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Defer SIGINT and SIGTERM until the block ends, then deliver the first one.
+
+    Python-level handlers, not a thread signal mask: the kernel hands a
+    process-wide signal to any thread that does not block it (torch and OpenMP
+    start several), and Python then runs its handler in the main thread anyway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def defer(signum, frame):
+        received.append(signum)
+
+    previous = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            # None: a handler installed from C, which Python cannot reinstate.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 # The output set of the running stage: errors.run_stage discards its temporaries on
