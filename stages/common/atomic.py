@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -357,12 +356,16 @@ def check_writable(path: Path) -> None:
 
 @contextlib.contextmanager
 def _commit_lock(anchor: Path) -> Iterator[None]:
-    """Serialise the renames of concurrent runs of the same stage, so their sets never interleave."""
-    key = hashlib.sha256(str(anchor.resolve()).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"ae-compare-{key}.lock"
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Serialise the renames of concurrent runs of the same stage, so their sets never interleave.
+
+    The lock is taken on the first output's folder itself, so no lock file is left behind.
+    """
+    try:
+        folder = os.open(anchor.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise _write_error(anchor.parent, err) from None
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # releases the lock
