@@ -15,7 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from stages.common.models import build_model
-from stages.common.training import fast_layout, train_epoch
+from stages.common.training import adam, fast_layout, train_epoch
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     torch.manual_seed(0)
     cpu = torch.device("cpu")
     model = fast_layout(build_model(args.arch, 64), cpu)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam(model, 1e-3)
     x = torch.rand(128 * args.steps, 1, 28, 28)
     generator = torch.Generator().manual_seed(0)
     train_epoch(model, optimizer, x[:256], 128, generator, "fp32")  # warm-up
@@ -47,7 +47,7 @@ def main() -> None:
     events = prof.key_averages(group_by_input_shape=True)
     total = sum(e.self_cpu_time_total for e in events)
     print(f"\n{'share':>6}  {'ms/step':>8}  operator [input shapes]")
-    for event in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]:
+    for event in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:25]:
         share = event.self_cpu_time_total / total
         per_step = event.self_cpu_time_total / 1e3 / args.steps
         shapes = str(event.input_shapes)[:70]

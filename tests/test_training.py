@@ -8,7 +8,7 @@ import torch
 from stages.common.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
 from stages.common.errors import PipelineError
 from stages.common.models import build_model
-from stages.common.training import TrainingDiverged, encode_all, evaluate_mse, fit, to_float_images
+from stages.common.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
 from tests.conftest import make_images
 
 CPU = torch.device("cpu")
@@ -53,6 +53,26 @@ def test_training_lowers_the_loss_and_repeats_exactly(arch):
         (r.train_loss, r.test_mse, r.parts) for r in history_b]
     for key, value in model_a.state_dict().items():
         assert torch.equal(value, model_b.state_dict()[key]), key
+
+
+def test_adam_uses_the_fused_kernel_where_the_device_has_one():
+    optimizer = adam(build_model("stacked", 8), 1e-3)
+    assert optimizer.defaults["fused"] is True
+    assert optimizer.defaults["lr"] == 1e-3
+
+
+def test_bf16_training_repeats_exactly_too():
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no bf16 hardware; bf16 is refused (tested below)")
+    runs = []
+    for _ in range(2):
+        seed_everything(5)
+        model = build_model("conv", 8)
+        x = to_float_images(make_images(96, seed=2)[0], CPU)
+        history = fit(model, x[:64], x[64:], epochs=1, batch_size=32, lr=1e-3, seed=5, precision="bf16",
+                      eval_batch_size=32)
+        runs.append((history[0].train_loss, history[0].test_mse))
+    assert runs[0] == runs[1]
 
 
 def test_a_diverging_run_raises_at_its_epoch():

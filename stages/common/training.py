@@ -43,6 +43,19 @@ def fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where the device has one (the same update, one pass per step).
+
+    On a 2-core CPU the fused step made the Stacked AE's epoch 1.5x faster and the
+    convolutional ones about 8% (benchmarks/speed.py); its rounding differs from the
+    per-parameter loop in the last bits, and it is as deterministic.
+    """
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except RuntimeError:  # a device without the fused kernel
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
 @dataclass
 class EpochResult:
     epoch: int
@@ -124,7 +137,7 @@ def fit(
     Raises TrainingDiverged at the first epoch whose loss is not finite.
     """
     fast_layout(model, x_train.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model, lr)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, epochs + 1):
