@@ -1,9 +1,12 @@
 """Where a training step's time goes: torch.profiler over the project's training loop.
 
-    python -m benchmarks.profile_step [--arch conv] [--steps 20]
+    python -m benchmarks.profile_step [--arch conv] [--steps 20] [--precision bf16] [--compile] [--adam loop]
 
-Prints, per operator, the share of CPU time of training steps at batch 128 in the
-layout the train stage uses, and each convolution's achieved GFLOP/s.
+Prints the time of a training step at batch 128 in the layout and with the
+optimizer the train stage uses, and the share of it each operator takes.
+`--compile` wraps the model's loss in `torch.compile` first and reports the
+compile time, to weigh whether it would repay itself within a stage; `--adam loop`
+uses torch's per-parameter Adam instead of the fused one the stage uses.
 """
 from __future__ import annotations
 
@@ -18,34 +21,68 @@ from stages.common.models import build_model
 from stages.common.training import adam, fast_layout, train_epoch
 
 
+KINDS = [  # (kind, substrings of aten operator names), first match wins
+    ("convolution backward", ("convolution_backward",)),
+    ("convolution forward", ("convolution", "conv2d", "conv_transpose")),
+    ("linear", ("addmm", "aten::mm", "linear", "aten::bmm")),
+    ("batch norm", ("batch_norm",)),
+    ("optimizer", ("adam", "Optimizer", "_foreach")),
+    ("copies and layout", ("copy_", "contiguous", "clone", "to_copy", "index_select", "empty")),
+    ("resampling", ("upsample", "interpolate")),
+]
+
+
+def kind_of(name: str) -> str:
+    for kind, needles in KINDS:
+        if any(needle in name for needle in needles):
+            return kind
+    return "elementwise and the rest"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="conv")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model's loss first")
+    parser.add_argument("--adam", default="fused", choices=["fused", "loop"])
     args = parser.parse_args()
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
     model = fast_layout(build_model(args.arch, 64), cpu)
-    optimizer = adam(model, 1e-3)
+    optimizer = adam(model, 1e-3) if args.adam == "fused" else torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(128 * args.steps, 1, 28, 28)
     generator = torch.Generator().manual_seed(0)
-    train_epoch(model, optimizer, x[:256], 128, generator, "fp32")  # warm-up
-
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter:  # counted eagerly, before any compile
         train_epoch(model, optimizer, x[:128], 128, generator, "fp32")
     flops_per_step = counter.get_total_flops()
 
     started = time.perf_counter()
-    train_epoch(model, optimizer, x, 128, generator, "fp32")
-    step_seconds = (time.perf_counter() - started) / args.steps
-    print(f"{args.arch}: {step_seconds * 1e3:.1f} ms per step of 128, {flops_per_step / 1e9:.2f} GFLOP, "
+    if args.compile:
+        model.loss_function = torch.compile(model.loss_function)
+    train_epoch(model, optimizer, x[:256], 128, generator, args.precision)  # warm-up (and compile)
+    print(f"warm-up{' and compile' if args.compile else ''}: {time.perf_counter() - started:.1f} s")
+
+    step_seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        train_epoch(model, optimizer, x, 128, generator, args.precision)
+        step_seconds.append((time.perf_counter() - started) / args.steps)
+    step_seconds = sorted(step_seconds)[1]  # median of three
+    label = f"{args.arch} {args.precision}{' compiled' if args.compile else ''}, {args.adam} Adam"
+    print(f"{label}: {step_seconds * 1e3:.1f} ms per step of 128, {flops_per_step / 1e9:.2f} GFLOP, "
           f"{flops_per_step / step_seconds / 1e9:.0f} GFLOP/s")
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        train_epoch(model, optimizer, x, 128, generator, "fp32")
+        train_epoch(model, optimizer, x, 128, generator, args.precision)
     events = prof.key_averages(group_by_input_shape=True)
     total = sum(e.self_cpu_time_total for e in events)
+    kinds: dict[str, float] = {}
+    for event in events:
+        kinds[kind_of(event.key)] = kinds.get(kind_of(event.key), 0) + event.self_cpu_time_total
+    print("\nby kind: " + ", ".join(f"{kind} {time_us / total:.0%}"
+                                   for kind, time_us in sorted(kinds.items(), key=lambda kv: -kv[1])))
     print(f"\n{'share':>6}  {'ms/step':>8}  operator [input shapes]")
     for event in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:25]:
         share = event.self_cpu_time_total / total

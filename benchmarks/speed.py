@@ -74,6 +74,8 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> 
     if way == "notebook":
         from benchmarks.notebook_way import notebook_epoch
 
+        torch.set_flush_denormal(False)  # the notebook computed with denormals
+
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         started = time.perf_counter()
         loss = notebook_epoch(model, optimizer, images, labels, seed=42)

@@ -73,7 +73,16 @@ def set_threads(threads: int | None) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch, and ask torch for deterministic kernels where it has them."""
+    """Seed Python, numpy and torch, ask torch for deterministic kernels where it has them, and
+    flush denormal floats to zero on the CPU.
+
+    Denormals (below 1.2e-38) appear as training converges, in gradients and in Adam's
+    second moments, and x86 CPUs compute with them up to a hundred times slower: the
+    epochs after the first took 1.5-2x as long (Stacked AE 3.8 s, then 7.0-7.8 s).
+    Flushing them changes nothing visible, and every torch stage does it, so the
+    arithmetic is the same in each.
+    """
+    torch.set_flush_denormal(True)
     # cuBLAS needs this set before its first use to be deterministic.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
