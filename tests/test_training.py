@@ -104,6 +104,14 @@ def test_encode_all_matches_encode_in_one_batch():
         np.testing.assert_allclose(z, model.encode(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_seeding_also_flushes_denormals_so_late_epochs_stay_fast():
+    torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # a denormal, computed as one
+    seed_everything(0)
+    assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
+    assert (torch.tensor([1e-37]) * 1.0).item() != 0.0  # normal floats untouched
+
+
 def test_device_auto_falls_back_to_cpu_here():
     if not torch.cuda.is_available():
         assert resolve_device("auto").type in ("cpu", "mps")
