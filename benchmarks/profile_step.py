@@ -20,7 +20,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from stages.common.models import build_model
 from stages.common.training import adam, fast_layout, train_epoch
 
-
 KINDS = [  # (kind, substrings of aten operator names), first match wins
     ("convolution backward", ("convolution_backward",)),
     ("convolution forward", ("convolution", "conv2d", "conv_transpose")),

@@ -46,8 +46,8 @@ def fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam with torch's fused kernel where the device has one (the same update, one pass per step).
 
-    On a 2-core CPU the fused step made the Stacked AE's epoch 1.5x faster and the
-    convolutional ones about 8% (benchmarks/speed.py); its rounding differs from the
+    On a 2-core CPU the fused step made the Stacked AE's training step 1.3x faster and
+    the Conv AE's 5% (benchmarks/profile_step.py); its rounding differs from the
     per-parameter loop in the last bits, and it is as deterministic.
     """
     try:
