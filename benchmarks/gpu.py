@@ -12,7 +12,6 @@ which is how the tests check it.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,19 +28,19 @@ DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared
 def device_name(device) -> str:
     import torch
 
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    from benchmarks.speed import cpu_model
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
 
 def run(args) -> dict:
     import torch
 
+    from benchmarks.speed import load_train_images
     from stages.common.datasets import SPLIT_FILES
     from stages.common.device import check_precision, resolve_device, seed_everything
     from stages.common.idx import read_split
     from stages.common.models import build_model
-    from stages.common.sampling import balanced_indices
     from stages.common.training import fit, to_float_images
 
     data = args.data or next((d for d in DEFAULT_DATA if (d / SPLIT_FILES["train"][0]).is_file()), None)
@@ -49,8 +48,7 @@ def run(args) -> dict:
         sys.exit("error: no data folder; pass --data DIR holding the four IDX .gz files")
     device = resolve_device(args.device)
     check_precision(args.precision, device)
-    images, labels = read_split(*(data / name for name in SPLIT_FILES["train"]))
-    images = images[balanced_indices(labels, args.train_limit)]
+    images, _ = load_train_images(data, args.train_limit)
     test_images, _ = read_split(*(data / name for name in SPLIT_FILES["test"]))
     x_train, x_test = to_float_images(images, device), to_float_images(test_images, device)
     report = {"device": device_name(device), "torch": torch.__version__, "data": str(data),

@@ -75,7 +75,6 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> 
         from benchmarks.notebook_way import notebook_epoch
 
         torch.set_flush_denormal(False)  # the notebook computed with denormals
-
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         started = time.perf_counter()
         loss = notebook_epoch(model, optimizer, images, labels, seed=42)
@@ -91,13 +90,15 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> 
 
 def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str) -> dict:
     """The test MSE after `epochs` epochs of the train stage's own fit(), for comparing precisions."""
+    import torch
+
     from stages.common.datasets import SPLIT_FILES
     from stages.common.device import check_precision, seed_everything
     from stages.common.idx import read_split
     from stages.common.models import build_model
     from stages.common.training import fit, to_float_images
 
-    cpu = torch_cpu()
+    cpu = torch.device("cpu")
     check_precision(precision, cpu)
     images, _ = load_train_images(Path(data), int(limit) if limit != "all" else None)
     test_images, _ = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
@@ -107,12 +108,6 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), int(epochs), 128, 1e-3,
                   42, precision, 1000)
     return {"test_mse": history[-1].test_mse, "seconds": time.perf_counter() - started, "n_images": len(images)}
-
-
-def torch_cpu():
-    import torch
-
-    return torch.device("cpu")
 
 
 def worker_flops(arch: str) -> dict:
@@ -256,9 +251,9 @@ def run_benchmark(args) -> dict:
                 print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
                       flush=True)
         entry = {"flops_per_image": flops, "n_images": median_of(runs[("notebook", "fp32")], "n_images")}
+        n_images = entry["n_images"]
         for (way, precision), results in runs.items():
             seconds = median_of(results, "seconds")
-            n_images = median_of(results, "n_images")
             entry[f"{way}_{precision}"] = {
                 "seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
                 "peak_rss_mb": median_of(results, "peak_rss_mb"),
