@@ -37,12 +37,14 @@ def run(args) -> dict:
     import torch
 
     from benchmarks.speed import load_train_images
+    from stages.common.allocator import keep_freed_memory_for_reuse
     from stages.common.datasets import SPLIT_FILES
     from stages.common.device import check_precision, resolve_device, seed_everything
     from stages.common.idx import read_split
     from stages.common.models import build_model
     from stages.common.training import fit, to_float_images
 
+    keep_freed_memory_for_reuse()  # as the train stage does
     data = args.data or next((d for d in DEFAULT_DATA if (d / SPLIT_FILES["train"][0]).is_file()), None)
     if data is None:
         sys.exit("error: no data folder; pass --data DIR holding the four IDX .gz files")

@@ -1,22 +1,28 @@
 """Where a training step's time goes: torch.profiler over the project's training loop.
 
     python -m benchmarks.profile_step [--arch conv] [--steps 20] [--precision bf16] [--compile] [--adam loop]
+                                      [--allocator default]
 
 Prints the time of a training step at batch 128 in the layout and with the
 optimizer the train stage uses, and the share of it each operator takes.
 `--compile` wraps the model's loss in `torch.compile` first and reports the
 compile time, to weigh whether it would repay itself within a stage; `--adam loop`
-uses torch's per-parameter Adam instead of the fused one the stage uses.
+uses torch's per-parameter Adam instead of the fused one the stage uses;
+`--allocator default` leaves glibc's malloc as it comes instead of keeping freed
+memory for reuse as the stage does. It also prints the page faults and system time
+of the timed steps.
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from stages.common.allocator import keep_freed_memory_for_reuse
 from stages.common.models import build_model
 from stages.common.training import adam, fast_layout, train_epoch
 
@@ -45,7 +51,10 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the model's loss first")
     parser.add_argument("--adam", default="fused", choices=["fused", "loop"])
+    parser.add_argument("--allocator", default="reuse", choices=["reuse", "default"])
     args = parser.parse_args()
+    if args.allocator == "reuse":
+        keep_freed_memory_for_reuse()
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
@@ -64,14 +73,20 @@ def main() -> None:
     print(f"warm-up{' and compile' if args.compile else ''}: {time.perf_counter() - started:.1f} s")
 
     step_seconds = []
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(3):
         started = time.perf_counter()
         train_epoch(model, optimizer, x, 128, generator, args.precision)
         step_seconds.append((time.perf_counter() - started) / args.steps)
+    usage_after = resource.getrusage(resource.RUSAGE_SELF)
     step_seconds = sorted(step_seconds)[1]  # median of three
-    label = f"{args.arch} {args.precision}{' compiled' if args.compile else ''}, {args.adam} Adam"
+    label = f"{args.arch} {args.precision}{' compiled' if args.compile else ''}, {args.adam} Adam, " \
+            f"{args.allocator} allocator"
     print(f"{label}: {step_seconds * 1e3:.1f} ms per step of 128, {flops_per_step / 1e9:.2f} GFLOP, "
           f"{flops_per_step / step_seconds / 1e9:.0f} GFLOP/s")
+    steps = 3 * args.steps
+    print(f"per step: {(usage_after.ru_minflt - usage_before.ru_minflt) / steps:.0f} page faults, "
+          f"{(usage_after.ru_stime - usage_before.ru_stime) / steps * 1e3:.1f} ms system time")
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         train_epoch(model, optimizer, x, 128, generator, args.precision)

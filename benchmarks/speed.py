@@ -63,10 +63,13 @@ def worker_peak() -> dict:
 def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> dict:
     import torch
 
+    from stages.common.allocator import keep_freed_memory_for_reuse
     from stages.common.device import check_precision, seed_everything
     from stages.common.models import build_model
     from stages.common.training import adam, fast_layout, to_float_images, train_epoch
 
+    if way != "notebook":
+        keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
     images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
     seed_everything(42)
     cpu = torch.device("cpu")
@@ -92,12 +95,14 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     """The test MSE after `epochs` epochs of the train stage's own fit(), for comparing precisions."""
     import torch
 
+    from stages.common.allocator import keep_freed_memory_for_reuse
     from stages.common.datasets import SPLIT_FILES
     from stages.common.device import check_precision, seed_everything
     from stages.common.idx import read_split
     from stages.common.models import build_model
     from stages.common.training import fit, to_float_images
 
+    keep_freed_memory_for_reuse()
     cpu = torch.device("cpu")
     check_precision(precision, cpu)
     images, _ = load_train_images(Path(data), int(limit) if limit != "all" else None)

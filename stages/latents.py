@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from stages.common.allocator import keep_large_buffers_off_heap
 from stages.common.artifacts import load_prepared
 from stages.common.atomic import OutputSet
 from stages.common.checkpoint import load_model
@@ -17,7 +18,7 @@ from stages.common.errors import run_stage
 from stages.common.layout import latents_path, model_path, parse_arch, run_path
 from stages.common.params import load_params
 from stages.common.training import encode_all, to_float_images
-from stages.common.usage import keep_large_buffers_off_heap, peak_rss_mb
+from stages.common.usage import peak_rss_mb
 
 
 def main(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from stages.common.allocator import keep_freed_memory_for_reuse
 from stages.common.artifacts import load_prepared
 from stages.common.atomic import OutputSet
 from stages.common.catalogue import display_name
@@ -43,6 +44,7 @@ def loss_csv(history: list[EpochResult]) -> str:
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "train")
+    keep_freed_memory_for_reuse()
     params = load_params()
     train, noise = params["train"], params["denoising"]
     outputs = OutputSet([model_path(arch), plot_path("loss", arch, "csv"), metrics_path("train", arch),

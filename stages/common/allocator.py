@@ -1,0 +1,56 @@
+"""How glibc's allocator serves torch's CPU buffers: two settings, one per kind of torch stage.
+
+torch's CPU allocator takes every tensor from malloc. By default glibc moves its
+mmap threshold with the sizes freed and gives the top of the heap back to the
+kernel whenever more than twice that threshold is free there; a training step that
+frees its activations and allocates them again then faults its pages in anew each
+time. The settings are process-wide, so a stage's `main()` chooses one, before its
+first tensor. Neither changes a computed value. Both are no-ops off glibc.
+"""
+from __future__ import annotations
+
+import ctypes
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# The largest mmap threshold glibc accepts on 64-bit (4 * 1024 * 1024 * sizeof(long)).
+MMAP_THRESHOLD_MAX_BYTES = 32 << 20
+
+
+def _mallopt():
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_memory_for_reuse() -> bool:
+    """Training: keep freed buffers in the heap for the next step; True where glibc took it.
+
+    Fixes the mmap threshold at its maximum (a step's activations, up to 6 MB here,
+    come from the heap from the first step on) and never trims the heap. Training the
+    Conv AE on 20,000 Fashion-MNIST images took 1.17 million page faults and 2.7 s of
+    system time without this, 44,000 and 0.2 s with it, at the same peak memory
+    (1.05 against 1.10 GB).
+    """
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    took_mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX_BYTES)
+    took_trim = mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    return bool(took_mmap and took_trim)
+
+
+def keep_large_buffers_off_heap(threshold_bytes: int = 4 << 20) -> bool:
+    """Encoding: serve every allocation above `threshold_bytes` by mmap, returned to the OS on free.
+
+    glibc raises its mmap threshold each time a large block is freed, after which
+    torch's per-batch buffers come from the heap and fragment it: encoding the 60,000
+    Fashion-MNIST training images with the Conv AE in batches of 1024 then peaked at
+    2.3 GB instead of 0.9 GB. A fixed threshold (what MALLOC_MMAP_THRESHOLD_ sets)
+    stops that. Training uses `keep_freed_memory_for_reuse` instead: its batches of
+    128 do not fragment the heap, and mmap-ing the Super-Resolution AE's 6 MB
+    activations cost 20% of its epoch time.
+    """
+    mallopt = _mallopt()
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, threshold_bytes))

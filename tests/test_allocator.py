@@ -1,0 +1,59 @@
+"""glibc allocator settings: training keeps its freed buffers, and neither setting changes a value."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stages.common import allocator
+from tests.conftest import ROOT
+
+# Trains the Super-Resolution AE (the largest activations, 6 MB) for a few steps in a
+# fresh process, with or without the training setting, and reports page faults and the loss.
+TRAIN_STEPS = """
+import json, resource, sys, torch
+from stages.common.allocator import keep_freed_memory_for_reuse
+from stages.common.device import seed_everything
+from stages.common.models import build_model
+from stages.common.training import adam, fast_layout, train_epoch
+took = keep_freed_memory_for_reuse() if sys.argv[1] == "reuse" else None
+seed_everything(0)
+torch.set_num_threads(1)
+model = fast_layout(build_model("superres", 16), torch.device("cpu"))
+optimizer = adam(model, 1e-3)
+x = torch.rand(4 * 128, 1, 28, 28)
+train_epoch(model, optimizer, x[:256], 128, torch.Generator().manual_seed(0), "fp32")  # warm-up
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(1), "fp32")
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({"took": took, "faults": faults, "loss": loss}))
+"""
+
+glibc_only = pytest.mark.skipif(sys.platform != "linux", reason="the settings are glibc's")
+
+
+def train_steps(mode: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", TRAIN_STEPS, mode], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@glibc_only
+def test_reusing_freed_memory_stops_the_page_faults_and_changes_no_value():
+    default, reuse = train_steps("default"), train_steps("reuse")
+    assert reuse["took"] is True
+    # Without it every step faults its activations in anew: thousands of pages a step.
+    assert default["faults"] > 4000
+    assert reuse["faults"] < default["faults"] / 10
+    assert reuse["loss"] == default["loss"]
+
+
+def test_both_settings_are_no_ops_where_there_is_no_glibc(monkeypatch):
+    def no_libc(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(allocator.ctypes, "CDLL", no_libc)
+    assert allocator.keep_freed_memory_for_reuse() is False
+    assert allocator.keep_large_buffers_off_heap() is False
