@@ -1,6 +1,9 @@
 """Training and evaluation helpers: the loss bookkeeping, determinism, encoding."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ from stages.common.device import check_precision, cpu_supports_bf16, resolve_dev
 from stages.common.errors import PipelineError
 from stages.common.models import build_model
 from stages.common.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
-from tests.conftest import make_images
+from tests.conftest import ROOT, make_images
 
 CPU = torch.device("cpu")
 
@@ -110,6 +113,16 @@ def test_seeding_also_flushes_denormals_so_late_epochs_stay_fast():
     seed_everything(0)
     assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
     assert (torch.tensor([1e-37]) * 1.0).item() != 0.0  # normal floats untouched
+
+
+def test_seeding_asks_for_deterministic_kernels_without_importing_the_compiler():
+    # In a fresh process: this one may have imported torch._inductor already.
+    probe = ("import sys, torch; from stages.common.device import seed_everything; "
+             "before = torch.are_deterministic_algorithms_enabled(); seed_everything(0); "
+             "print(before, torch.are_deterministic_algorithms_enabled(), "
+             "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "True", "False"]
 
 
 def test_device_auto_falls_back_to_cpu_here():

@@ -88,5 +88,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms()
     torch.backends.cudnn.benchmark = False
+
+
+def use_deterministic_algorithms() -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True), less its import of torch._inductor.
+
+    The public call also sets the flag of torch's compiler, importing it to do so:
+    1.4 s of start-up in every torch stage, for a compiler no stage uses. The flag
+    the kernels read is set the same way (torch.are_deterministic_algorithms_enabled()
+    says so, and the tests check it).
+    """
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None:  # another torch than the pinned one
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_flag(True, warn_only=True)
