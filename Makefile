@@ -23,7 +23,7 @@ repro: setup
 	dvc repro
 
 # Two workers, a test file each at a time: the end-to-end module (one shared scratch
-# repository, about 8 minutes) runs beside the rest; 9.5 minutes in all on 2 cores
+# repository, about 8 minutes) runs beside the rest: 9 minutes in all on 2 cores
 # instead of 12 one after the other.
 test: setup
 	python -m pytest -q -n 2 --dist loadfile tests
