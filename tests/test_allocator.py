@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 
@@ -10,8 +11,10 @@ import pytest
 from stages.common import allocator
 from tests.conftest import ROOT
 
-# Trains the Super-Resolution AE (the largest activations, 6 MB) for a few steps in a
-# fresh process, with or without the training setting, and reports page faults and the loss.
+# Trains the Super-Resolution AE (the largest activations, 6 MB) in a fresh process,
+# with or without the training setting, and reports the page faults of each step of
+# its second epoch, and the loss. The median step is what the setting is about: a
+# step now and then may still fault (Python's arenas, the kernel's huge pages).
 TRAIN_STEPS = """
 import json, resource, sys, torch
 from stages.common.allocator import keep_freed_memory_for_reuse
@@ -23,12 +26,14 @@ seed_everything(0)
 torch.set_num_threads(1)
 model = fast_layout(build_model("superres", 16), torch.device("cpu"))
 optimizer = adam(model, 1e-3)
-x = torch.rand(4 * 128, 1, 28, 28)
-train_epoch(model, optimizer, x[:256], 128, torch.Generator().manual_seed(0), "fp32")  # warm-up
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(1), "fp32")
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"took": took, "faults": faults, "loss": loss}))
+x = torch.rand(8 * 128, 1, 28, 28)
+train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(0), "fp32")  # warm-up
+faults_so_far = [resource.getrusage(resource.RUSAGE_SELF).ru_minflt]
+def count_faults():
+    faults_so_far.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(1), "fp32", count_faults)
+faults = [after - before for before, after in zip(faults_so_far, faults_so_far[1:])]
+print(json.dumps({"took": took, "faults_per_step": faults, "loss": loss}))
 """
 
 glibc_only = pytest.mark.skipif(sys.platform != "linux", reason="the settings are glibc's")
@@ -44,9 +49,11 @@ def train_steps(mode: str) -> dict:
 def test_reusing_freed_memory_stops_the_page_faults_and_changes_no_value():
     default, reuse = train_steps("default"), train_steps("reuse")
     assert reuse["took"] is True
+    default_step = statistics.median(default["faults_per_step"])
+    reuse_step = statistics.median(reuse["faults_per_step"])
     # Without it every step faults its activations in anew: thousands of pages a step.
-    assert default["faults"] > 4000
-    assert reuse["faults"] < default["faults"] / 10
+    assert default_step > 1000, default["faults_per_step"]
+    assert reuse_step < default_step / 10, (reuse["faults_per_step"], default["faults_per_step"])
     assert reuse["loss"] == default["loss"]
 
 
