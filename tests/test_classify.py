@@ -1,11 +1,11 @@
-"""The SVM scorer: both implementations agree, threaded prediction equals one call."""
+"""The SVM scorer: both implementations agree, and prediction repeats exactly, threads or not."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from stages.common.classify import fit_and_score, make_svm, parallel_predict
+from stages.common.classify import fit_and_score, make_svm, parallel_predict, predict_reproducibly
 
 SVM = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "n_jobs": 2}
 
@@ -22,6 +22,22 @@ def test_threaded_prediction_equals_a_single_call():
     x_test, _ = blobs(3000, 1)
     model = SVC(C=10).fit(x, y)
     np.testing.assert_array_equal(parallel_predict(model, x_test, n_jobs=2), model.predict(x_test))
+
+
+def test_sklearnex_prediction_repeats_exactly():
+    # Some thousands of support vectors in 64 dimensions, like a latent space: here
+    # oneDAL's prediction on every core gave 1 to 4 different decision values in 4 calls.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 12_000)
+    features = (rng.normal(size=(10, 64))[labels] + 3 * rng.normal(size=(12_000, 64))).astype(np.float32)
+    model = make_svm("rbf", 10, "scale", scale=True, implementation="sklearnex").fit(features[:8000], labels[:8000])
+    assert len(model[-1].support_) > 5000
+    x_test = features[8000:]
+    predicted = [predict_reproducibly(model, x_test, "sklearnex", n_jobs=2) for _ in range(3)]
+    assert all(np.array_equal(p, predicted[0]) for p in predicted)
+    # The decision values themselves, which move before any label does.
+    decisions = {model.decision_function(x_test).tobytes() for _ in range(8)}
+    assert len(decisions) == 1
 
 
 @pytest.mark.parametrize("implementation", ["sklearn", "sklearnex"])

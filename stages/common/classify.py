@@ -2,8 +2,13 @@
 
 scikit-learn's SVC (libsvm) fits and predicts on one core. Two ways to use the rest:
 - `sklearnex` (default): the oneDAL SVC of scikit-learn-intelex, a drop-in that fits
-  and predicts on every core; same model class and parameters, accuracy equal to
-  libsvm's within 0.1 point (measured in benchmarks/), deterministic run to run.
+  on every core; same model class and parameters, accuracy equal to libsvm's within
+  0.1 point (measured in benchmarks/). It predicts on one thread: oneDAL's threaded
+  prediction sums the kernel terms in an order that changes from call to call once
+  there are some thousands of support vectors, and a label near a tie flips with it
+  (the Fashion-MNIST Stacked AE's accuracy came out 81.81, 81.83 or 81.84% from one
+  model). One thread repeats exactly, at about twice the prediction time (1 -> 2 s
+  on the latents, 5 -> 11 s on the raw pixels); the fit repeats on every core.
 - `sklearn`: libsvm itself, fit on one core, prediction split into row blocks run in
   threads (libsvm releases the GIL), which gives exactly the labels of one call.
 """
@@ -15,7 +20,7 @@ import time
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
@@ -44,6 +49,16 @@ def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "s
     else:
         raise ValueError(f"unknown SVM implementation {implementation!r}; known: {', '.join(SVM_IMPLEMENTATIONS)}")
     return make_pipeline(StandardScaler(), svc) if scale else svc
+
+
+def predict_reproducibly(model, features: np.ndarray, implementation: str, n_jobs: int) -> np.ndarray:
+    """Labels that repeat exactly from call to call, on as many cores as allows that."""
+    if implementation == "sklearn":
+        return parallel_predict(model, features, n_jobs)
+    svc = model[-1] if isinstance(model, Pipeline) else model
+    # sklearnex sets oneDAL's thread count for the call and restores it afterwards.
+    svc.set_params(n_jobs=1)
+    return model.predict(features)
 
 
 def parallel_predict(model, features: np.ndarray, n_jobs: int) -> np.ndarray:
@@ -83,8 +98,7 @@ def fit_and_score(
     model.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    # oneDAL's SVC already predicts on every core; libsvm's needs the threads.
-    predicted = parallel_predict(model, x_test, n_jobs) if implementation == "sklearn" else model.predict(x_test)
+    predicted = predict_reproducibly(model, x_test, implementation, n_jobs)
     predict_seconds = time.perf_counter() - started
     labels = np.arange(n_classes)
     metrics = {
