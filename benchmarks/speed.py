@@ -1,13 +1,14 @@
 """Speed and memory of the pipeline against the notebook's way, measured side by side.
 
-    python -m benchmarks.speed [--data DIR] [--runs 3] [--train-limit N] [--out PATH]
+    python -m benchmarks.speed [--data DIR] [--runs 3] [--train-limit N] [--parts ...] [--out PATH]
 
 In one run on the same data and machine it measures: the matrix-multiply peak
 (float32, bfloat16); one training epoch per architecture the notebook's way and the
 project's way, alternating, with the GFLOP/s reached; the SVM stage against a plain
 `SVC.fit` + `predict`; the start-up of the stages that need no torch. Each
 measurement runs in its own process, so its peak memory (RSS) is its own. Prints a
-table and writes JSON (default benchmarks/results/speed.json).
+table and writes JSON (default benchmarks/results/speed.json). `--parts` measures
+only some of it, to redo one table after a change that touches only that part.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from stages.common.catalogue import ARCH_IDS  # noqa: E402
 
 DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small"]
 TORCH_FREE_STAGES = ["download", "prepare", "tsne", "svm", "baselines", "report"]
+PARTS = ("train", "quality", "svm", "startup")
 
 
 # ----------------------------------------------------------------------------- workers
@@ -233,6 +235,7 @@ def run_benchmark(args) -> dict:
                     "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "bf16_native": cpu_supports_bf16(), "torch": torch.__version__},
         "data": str(data), "train_limit": args.train_limit, "runs": args.runs,
+        "parts": args.parts,
     }
     print(f"benchmark on {data} ({limit} training images), {args.runs} runs each", flush=True)
     # This kind of machine's clock and neighbours vary (one 2-core VM gave 216-317 GFLOP/s
@@ -245,7 +248,7 @@ def run_benchmark(args) -> dict:
 
     precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
     report["train"] = {}
-    for arch in args.archs:
+    for arch in (args.archs if "train" in args.parts else []):
         flops = measure("flops", arch)["flops_per_image"]
         runs = {("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
         for run in range(args.runs):
@@ -273,7 +276,7 @@ def run_benchmark(args) -> dict:
         report["train"][arch] = entry
     if not cpu_supports_bf16():
         report["bf16"] = "not measured: this CPU has neither AVX-512 BF16 nor AMX (train.precision bf16 is refused)"
-    elif args.quality_epochs:
+    elif args.quality_epochs and "quality" in args.parts:
         # Deterministic, so one run each: does bf16 train as well as fp32?
         quality_limit = args.quality_limit or "all"
         report["quality"] = {"epochs": args.quality_epochs, "train_limit": args.quality_limit, "archs": {}}
@@ -284,24 +287,35 @@ def run_benchmark(args) -> dict:
             report["quality"]["archs"][arch] = entry
             print(f"  {arch} {args.quality_epochs}-epoch test MSE: fp32 {fp32}, bf16 {bf16}", flush=True)
 
+    if "svm" in args.parts:
+        report["svm"] = measure_svm(args.svm_runs, args.latents, data)
+    if "startup" in args.parts:
+        report["startup"] = measure_startup(args.runs)
+    return report
+
+
+def measure_svm(n_runs: int, latents: str, data: Path) -> dict:
     svm = {"plain": [], "project": []}
-    for run in range(args.svm_runs):
+    for run in range(n_runs):
         for way in (("plain", "project") if run % 2 == 0 else ("project", "plain")):
-            result = measure("svm", way, args.latents, data)
+            result = measure("svm", way, latents, data)
             svm[way].append(result)
             print(f"  svm {way} run {run + 1}: {result.get('seconds', result.get('error'))}", flush=True)
-    report["svm"] = {way: {"seconds": median_of(results, "seconds"), "runs": [r.get("seconds") for r in results],
-                           "accuracy": median_of(results, "accuracy"), "peak_rss_mb": median_of(results, "peak_rss_mb"),
-                           "features": results[0].get("features")} for way, results in svm.items()}
-    if report["svm"]["plain"]["seconds"] and report["svm"]["project"]["seconds"]:
-        report["svm"]["ratio"] = report["svm"]["project"]["seconds"] / report["svm"]["plain"]["seconds"]
+    report = {way: {"seconds": median_of(results, "seconds"), "runs": [r.get("seconds") for r in results],
+                     "accuracy": median_of(results, "accuracy"), "peak_rss_mb": median_of(results, "peak_rss_mb"),
+                     "features": results[0].get("features")} for way, results in svm.items()}
+    if report["plain"]["seconds"] and report["project"]["seconds"]:
+        report["ratio"] = report["project"]["seconds"] / report["plain"]["seconds"]
+    return report
 
-    report["startup"] = {}
+
+def measure_startup(n_runs: int) -> dict:
+    report = {}
     for stage in TORCH_FREE_STAGES:
-        results = [measure("startup", stage) for _ in range(args.runs)]
-        report["startup"][stage] = {"process_seconds": median_of(results, "process_seconds"),
-                                    "import_seconds": median_of(results, "seconds"),
-                                    "imports_torch": any(r.get("imports_torch") for r in results)}
+        results = [measure("startup", stage) for _ in range(n_runs)]
+        report[stage] = {"process_seconds": median_of(results, "process_seconds"),
+                         "import_seconds": median_of(results, "seconds"),
+                         "imports_torch": any(r.get("imports_torch") for r in results)}
     return report
 
 
@@ -313,10 +327,11 @@ def table(report: dict) -> str:
     lines = [f"machine: {report['machine']}", f"data: {report['data']}, train_limit {report['train_limit']}, "
              f"median of {report['runs']} runs",
              f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
-             f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s", "",
-             "| architecture | notebook way s | project fp32 s (ratio) | project bf16 s (ratio) "
-             "| FLOP-limit s fp32 / bf16 | fp32 share of limit | RSS MB notebook / project |",
-             "|---|---|---|---|---|---|---|"]
+             f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
+    if report["train"]:
+        lines += ["", "| architecture | notebook way s | project fp32 s (ratio) | project bf16 s (ratio) "
+                  "| FLOP-limit s fp32 / bf16 | fp32 share of limit | RSS MB notebook / project |",
+                  "|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -341,17 +356,19 @@ def table(report: dict) -> str:
             lines.append(f"| {arch} | {fmt(entry['fp32'].get('test_mse'), '.6f')} | "
                          f"{fmt(entry['bf16'].get('test_mse'), '.6f')} | "
                          f"{'–' if change is None else format(change, '+.1%')} |")
-    svm = report["svm"]
-    lines += ["", f"SVM on {svm['plain'].get('features')}:",
-              "| way | fit + predict s | accuracy | peak RSS MB |", "|---|---|---|---|"]
-    for way, label in (("plain", "plain SVC.fit + predict"), ("project", "svm stage (sklearnex)")):
-        lines.append(f"| {label} | {fmt(svm[way]['seconds'])} | {fmt(svm[way]['accuracy'], '.4f')} | "
-                     f"{fmt(svm[way]['peak_rss_mb'], '.0f')} |")
-    lines.append(f"ratio: {fmt(svm.get('ratio'))}")
-    lines += ["", "| stage | process start + imports s | imports s | imports torch |", "|---|---|---|---|"]
-    for stage, entry in report["startup"].items():
-        lines.append(f"| {stage} | {fmt(entry['process_seconds'])} | {fmt(entry['import_seconds'])} | "
-                     f"{entry['imports_torch']} |")
+    if "svm" in report:
+        svm = report["svm"]
+        lines += ["", f"SVM on {svm['plain'].get('features')}:",
+                  "| way | fit + predict s | accuracy | peak RSS MB |", "|---|---|---|---|"]
+        for way, label in (("plain", "plain SVC.fit + predict"), ("project", "svm stage (sklearnex)")):
+            lines.append(f"| {label} | {fmt(svm[way]['seconds'])} | {fmt(svm[way]['accuracy'], '.4f')} | "
+                         f"{fmt(svm[way]['peak_rss_mb'], '.0f')} |")
+        lines.append(f"ratio: {fmt(svm.get('ratio'))}")
+    if "startup" in report:
+        lines += ["", "| stage | process start + imports s | imports s | imports torch |", "|---|---|---|---|"]
+        for stage, entry in report["startup"].items():
+            lines.append(f"| {stage} | {fmt(entry['process_seconds'])} | {fmt(entry['import_seconds'])} | "
+                         f"{entry['imports_torch']} |")
     return "\n".join(lines)
 
 
@@ -371,6 +388,8 @@ def main(argv: list) -> None:
                         help="training images for that comparison (default 10000)")
     parser.add_argument("--latents", default=str(ROOT / "data/latents/conv.npz"),
                         help="latents for the SVM timing (default: the pipeline's Conv AE latents)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to measure (default: all; the matmul peak is always measured)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
     args = parser.parse_args(argv)
     report = run_benchmark(args)

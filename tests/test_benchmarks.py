@@ -11,6 +11,23 @@ from tests.conftest import write_idx_folder
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_the_speed_benchmark_measures_only_the_parts_asked_for(tmp_path):
+    data = write_idx_folder(tmp_path / "data", n_train=200, n_test=50)
+    out = tmp_path / "speed.json"
+    args = ["--data", str(data), "--parts", "svm", "startup", "--runs", "1", "--svm-runs", "1",
+            "--latents", str(tmp_path / "none.npz"), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["train"] == {} and "quality" not in report
+    assert report["svm"]["plain"]["features"].startswith("PCA-64")
+    assert 0 < report["svm"]["project"]["accuracy"] <= 1 and report["svm"]["ratio"] > 0
+    assert set(report["startup"]) == {"download", "prepare", "tsne", "svm", "baselines", "report"}
+    assert not any(entry["imports_torch"] for entry in report["startup"].values())
+    assert "| architecture |" not in proc.stdout and "svm stage (sklearnex)" in proc.stdout
+
+
 def test_the_gpu_benchmark_runs_on_the_cpu_and_writes_its_report(tmp_path):
     data = write_idx_folder(tmp_path / "data", n_train=200, n_test=50)
     out = tmp_path / "gpu.json"
