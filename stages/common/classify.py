@@ -6,8 +6,8 @@ scikit-learn's SVC (libsvm) fits and predicts on one core. Two ways to use the r
   0.1 point (measured in benchmarks/). It predicts on one thread: oneDAL's threaded
   prediction sums the kernel terms in an order that changes from call to call once
   there are some thousands of support vectors, and a label near a tie flips with it
-  (the Fashion-MNIST Stacked AE's accuracy came out 81.81, 81.83 or 81.84% from one
-  model). One thread repeats exactly, at about twice the prediction time (1 -> 2 s
+  (one model fitted on the Fashion-MNIST Stacked AE latents scored 81.83, 81.84 or
+  81.86%). One thread repeats exactly, at about twice the prediction time (1 -> 2 s
   on the latents, 5 -> 11 s on the raw pixels); the fit repeats on every core.
 - `sklearn`: libsvm itself, fit on one core, prediction split into row blocks run in
   threads (libsvm releases the GIL), which gives exactly the labels of one call.
