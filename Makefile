@@ -26,7 +26,7 @@ repro: setup
 # repository, about 8 minutes) runs beside the rest: 9 minutes in all on 2 cores
 # instead of 12 one after the other.
 test: setup
-	python -m pytest -q -n 2 --dist loadfile tests
+	python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 bench: setup
 	python -m benchmarks.speed

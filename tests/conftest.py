@@ -14,6 +14,17 @@ from stages.common.datasets import SPLIT_FILES  # noqa: E402
 from stages.common.idx import write_idx_gz  # noqa: E402
 
 MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
+# The modules that take minutes are collected first: `make test` hands whole files
+# to two pytest-xdist workers in collection order (--dist loadfile
+# --no-loadscope-reorder), so the end-to-end module starts at once on one worker and
+# the rest of the suite runs beside it, instead of the end-to-end module starting
+# after a worker's first few files and finishing last.
+LONGEST_FIRST = ("test_pipeline.py", "test_sweep.py", "test_extending.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
