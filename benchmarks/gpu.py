@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.common.catalogue import ARCH_IDS  # noqa: E402
+from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
 
 DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small",
                 ROOT / "data" / "raw"]
@@ -36,13 +36,12 @@ def device_name(device) -> str:
 def run(args) -> dict:
     import torch
 
-    from benchmarks.speed import load_train_images
-    from stages.common.allocator import keep_freed_memory_for_reuse
-    from stages.common.datasets import SPLIT_FILES
-    from stages.common.device import check_precision, resolve_device, seed_everything
-    from stages.common.idx import read_split
-    from stages.common.models import build_model
-    from stages.common.training import fit, to_float_images
+    from benchmarks.speed import committed_model, load_train_images
+    from stages.common.data.datasets import SPLIT_FILES
+    from stages.common.data.idx import read_split
+    from stages.common.models.allocator import keep_freed_memory_for_reuse
+    from stages.common.models.device import check_precision, resolve_device, seed_everything
+    from stages.common.models.training import fit, to_float_images
 
     keep_freed_memory_for_reuse()  # as the train stage does
     data = args.data or next((d for d in DEFAULT_DATA if (d / SPLIT_FILES["train"][0]).is_file()), None)
@@ -58,7 +57,7 @@ def run(args) -> dict:
     print(f"{report['device']}: {len(images)} images, {args.epochs} epochs, {args.precision}", flush=True)
     for arch in args.archs:
         seed_everything(42)
-        model = build_model(arch, args.latent_dim).to(device)
+        model = committed_model(arch, args.latent_dim).to(device)
         started = time.perf_counter()
         history = fit(model, x_train, x_test, args.epochs, 128, 1e-3, 42, args.precision, 1000)
         report["archs"][arch] = {
@@ -92,7 +91,7 @@ def main(argv: list) -> None:
         report = run(args)
     except PipelineError as err:
         sys.exit(f"error: {err}")
-    from stages.common.atomic import write_json
+    from stages.common.outputs.atomic import write_json
 
     write_json(args.out, report)
     print(f"written to {args.out}")

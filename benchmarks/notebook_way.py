@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from stages.common.models import Autoencoder
+from stages.common.models.nets import Autoencoder
 
 
 class NotebookMNIST(Dataset):

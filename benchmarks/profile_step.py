@@ -22,9 +22,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from stages.common.allocator import keep_freed_memory_for_reuse
-from stages.common.models import build_model
-from stages.common.training import adam, fast_layout, train_epoch
+from benchmarks.speed import committed_model
+from stages.common.models.allocator import keep_freed_memory_for_reuse
+from stages.common.models.training import adam, fast_layout, train_epoch
 
 KINDS = [  # (kind, substrings of aten operator names), first match wins
     ("convolution backward", ("convolution_backward",)),
@@ -58,7 +58,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    model = fast_layout(build_model(args.arch, 64), cpu)
+    model = fast_layout(committed_model(args.arch, 64), cpu)
     optimizer = adam(model, 1e-3) if args.adam == "fused" else torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(128 * args.steps, 1, 28, 28)
     generator = torch.Generator().manual_seed(0)

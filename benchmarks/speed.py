@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.common.catalogue import ARCH_IDS  # noqa: E402
+from stages import TORCH_FREE_STAGES  # noqa: E402
+from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
 
 DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small"]
-TORCH_FREE_STAGES = ["download", "prepare", "tsne", "svm", "baselines", "report"]
 PARTS = ("train", "quality", "svm", "startup")
 
 
@@ -36,10 +36,20 @@ PARTS = ("train", "quality", "svm", "startup")
 # Each runs in a fresh interpreter (python -m benchmarks.speed worker TASK ARGS...) and
 # prints one JSON line; the parent collects medians.
 
+def committed_model(arch: str, latent_dim: int):
+    """Architecture `arch` with its settings from the project's params.yaml, as the train stage builds it."""
+    from stages.common.models.catalogue import CATALOGUE
+    from stages.common.models.checkpoint import ModelSpec
+    from stages.common.settings import as_kwargs, read
+
+    settings = read([f"models.{arch}"], ROOT / "params.yaml", catalogue=CATALOGUE)[f"models.{arch}"]
+    return ModelSpec(arch, latent_dim, as_kwargs(settings)).build()
+
+
 def load_train_images(data: Path, limit: int | None):
-    from stages.common.datasets import SPLIT_FILES
-    from stages.common.idx import read_split
-    from stages.common.sampling import balanced_indices
+    from stages.common.data.datasets import SPLIT_FILES
+    from stages.common.data.idx import read_split
+    from stages.common.data.sampling import balanced_indices
 
     images, labels = read_split(*(data / name for name in SPLIT_FILES["train"]))
     keep = balanced_indices(labels, limit)
@@ -65,17 +75,16 @@ def worker_peak() -> dict:
 def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> dict:
     import torch
 
-    from stages.common.allocator import keep_freed_memory_for_reuse
-    from stages.common.device import check_precision, seed_everything
-    from stages.common.models import build_model
-    from stages.common.training import adam, fast_layout, to_float_images, train_epoch
+    from stages.common.models.allocator import keep_freed_memory_for_reuse
+    from stages.common.models.device import check_precision, seed_everything
+    from stages.common.models.training import adam, fast_layout, to_float_images, train_epoch
 
     if way != "notebook":
         keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
     images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
     seed_everything(42)
     cpu = torch.device("cpu")
-    model = build_model(arch, 64)
+    model = committed_model(arch, 64)
     if way == "notebook":
         from benchmarks.notebook_way import notebook_epoch
 
@@ -97,12 +106,11 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     """The test MSE after `epochs` epochs of the train stage's own fit(), for comparing precisions."""
     import torch
 
-    from stages.common.allocator import keep_freed_memory_for_reuse
-    from stages.common.datasets import SPLIT_FILES
-    from stages.common.device import check_precision, seed_everything
-    from stages.common.idx import read_split
-    from stages.common.models import build_model
-    from stages.common.training import fit, to_float_images
+    from stages.common.data.datasets import SPLIT_FILES
+    from stages.common.data.idx import read_split
+    from stages.common.models.allocator import keep_freed_memory_for_reuse
+    from stages.common.models.device import check_precision, seed_everything
+    from stages.common.models.training import fit, to_float_images
 
     keep_freed_memory_for_reuse()
     cpu = torch.device("cpu")
@@ -110,7 +118,7 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     images, _ = load_train_images(Path(data), int(limit) if limit != "all" else None)
     test_images, _ = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
     seed_everything(42)
-    model = build_model(arch, 64)
+    model = committed_model(arch, 64)
     started = time.perf_counter()
     history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), int(epochs), 128, 1e-3,
                   42, precision, 1000)
@@ -122,9 +130,8 @@ def worker_flops(arch: str) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from stages.common.models import build_model
 
-    model = build_model(arch, 64)
+    model = committed_model(arch, 64)
     x = torch.rand(128, 1, 28, 28)
     with FlopCounterMode(display=False) as counter:
         model.loss_function(x)[0].backward()
@@ -140,8 +147,8 @@ def svm_features(latents: str, data: str):
             return f["z_train"], f["y_train"], f["z_test"], f["y_test"], f"latents {path}"
     from sklearn.decomposition import PCA
 
-    from stages.common.datasets import SPLIT_FILES
-    from stages.common.idx import read_split
+    from stages.common.data.datasets import SPLIT_FILES
+    from stages.common.data.idx import read_split
 
     x, y = read_split(*(Path(data) / name for name in SPLIT_FILES["train"]))
     xt, yt = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
@@ -162,7 +169,7 @@ def worker_svm(way: str, latents: str, data: str) -> dict:
         accuracy = float(np.mean(model.predict(z_test) == y_test))
         seconds = time.perf_counter() - started
     else:
-        from stages.common.classify import fit_and_score
+        from stages.common.evaluation.classify import fit_and_score
 
         params = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "implementation": "sklearnex",
                   "n_jobs": -1}
@@ -224,7 +231,7 @@ def cpu_model() -> str:
 def run_benchmark(args) -> dict:
     import torch
 
-    from stages.common.device import cpu_supports_bf16
+    from stages.common.models.device import cpu_supports_bf16
 
     data = args.data or next((d for d in DEFAULT_DATA if d.is_dir()), None)
     if data is None:
@@ -393,7 +400,7 @@ def main(argv: list) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
     args = parser.parse_args(argv)
     report = run_benchmark(args)
-    from stages.common.atomic import write_json
+    from stages.common.outputs.atomic import write_json
 
     write_json(args.out, report)
     print(table(report))

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.atomic import atomic_dir, write_json
-from stages.common.datasets import DATASETS, FILE_NAMES, SPLIT_FILES
-from stages.common.errors import PipelineError, run_stage
-from stages.common.fetch import download
-from stages.common.idx import file_digests, read_split
-from stages.common.layout import RAW_DIR
-from stages.common.params import load_params
-from stages.common.progress import byte_progress
+from stages.common.data.datasets import DATASETS, FILE_NAMES, SPLIT_FILES
+from stages.common.data.fetch import download
+from stages.common.data.idx import file_digests, read_split
+from stages.common.errors import PipelineError
+from stages.common.outputs.atomic import atomic_dir, write_json
+from stages.common.outputs.layout import RAW_DIR
+from stages.common.outputs.progress import byte_progress
+from stages.common.settings import read, resolve_source
 
 
 def fetch_from_mirrors(spec, mirrors, dest_dir: Path, timeout_seconds: float, retries: int) -> dict:
@@ -75,19 +75,24 @@ def describe(spec, folder: Path, origins: dict, splits: dict) -> dict:
     return {"dataset": spec.name, "files": files, "splits": splits}
 
 
+PARAMS = ("data.dataset", "data.source", "data.mirrors", "data.timeout_seconds", "data.retries")
+
+
 def main(argv: list[str]) -> None:
-    params = load_params()
-    data = params["data"]
-    spec = DATASETS[data["dataset"]]
+    params = read(PARAMS)
+    spec = DATASETS[params["data.dataset"]]
+    source = params["data.source"]
+    if source != "mirrors":
+        source = resolve_source(source, root=".")
     with atomic_dir(RAW_DIR) as tmp:
-        if data["source"] == "mirrors":
-            mirrors = data["mirrors"] or spec.mirrors
-            origins = fetch_from_mirrors(spec, mirrors, tmp, data["timeout_seconds"], data["retries"])
+        if source == "mirrors":
+            mirrors = params["data.mirrors"] or spec.mirrors
+            origins = fetch_from_mirrors(spec, mirrors, tmp, params["data.timeout_seconds"], params["data.retries"])
             splits = check_structure(tmp)
         else:
             # Checked where they are, so an error names the user's file, not a copy.
-            splits = check_structure(Path(data["source"]))
-            origins = copy_from_folder(Path(data["source"]), tmp)
+            splits = check_structure(Path(source))
+            origins = copy_from_folder(Path(source), tmp)
         manifest = describe(spec, tmp, origins, splits)
         write_json(tmp / "manifest.json", manifest)
     for name, info in manifest["files"].items():
@@ -95,6 +100,3 @@ def main(argv: list[str]) -> None:
         print(f"{name}: {info['origin']} sha256 {info['sha256'][:16]}… ({note})")
     print(f"download: {spec.name} train {manifest['splits']['train']}, test {manifest['splits']['test']} images")
 
-
-if __name__ == "__main__":
-    run_stage(main)

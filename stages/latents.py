@@ -1,6 +1,6 @@
 """Stage `latents@<arch>`: encode the whole train and test split with the trained model.
 
-Usage: python -m stages.latents <arch>
+Usage: python -m stages latents <arch>
 
 Writes data/latents/<arch>.npz (float32 z_train, z_test; uint8 y_train, y_test;
 class_names) and metrics/run/latents_<arch>.json (sizes and timing).
@@ -9,29 +9,33 @@ from __future__ import annotations
 
 import time
 
-from stages.common.allocator import keep_large_buffers_off_heap
-from stages.common.artifacts import load_prepared
-from stages.common.atomic import OutputSet
-from stages.common.checkpoint import load_model
-from stages.common.device import resolve_device, seed_everything, set_threads
-from stages.common.errors import run_stage
-from stages.common.layout import latents_path, model_path, parse_arch, run_path
-from stages.common.params import load_params
-from stages.common.training import encode_all, to_float_images
-from stages.common.usage import peak_rss_mb
+from stages.common.models.allocator import keep_large_buffers_off_heap
+from stages.common.models.catalogue import CATALOGUE, parse_arch
+from stages.common.models.checkpoint import ModelSpec, load_checkpoint
+from stages.common.models.device import resolve_device, seed_everything, set_threads
+from stages.common.models.training import encode_all, to_float_images
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.layout import latents_path, model_path, run_path
+from stages.common.outputs.read import load_prepared
+from stages.common.outputs.usage import peak_rss_mb
+from stages.common.settings import as_kwargs, read
+
+PARAMS = ("seed", "train.latent_dim", "train.device", "train.threads", "latents.batch_size", "models.{arch}")
 
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "latents")
     keep_large_buffers_off_heap()
-    params = load_params()
+    params = read(PARAMS, arch=arch, catalogue=CATALOGUE)
     outputs = OutputSet([latents_path(arch), run_path("latents", arch)])
-    device = resolve_device(params["train"]["device"])
-    set_threads(params["train"]["threads"])
+    device = resolve_device(params["train.device"])
+    set_threads(params["train.threads"])
     seed_everything(params["seed"])
-    batch_size = params["latents"]["batch_size"]
-    # Model options (vae.*, denoising.*) shape training, not the layers: the defaults load the weights.
-    model = load_model(arch, model_path(arch), params["train"]["latent_dim"]).to(device)
+    batch_size = params["latents.batch_size"]
+    # The model file builds its own model; checked against params.yaml so a stale file is named.
+    expected = ModelSpec(arch, params["train.latent_dim"], as_kwargs(params[f"models.{arch}"]))
+    _, model = load_checkpoint(model_path(arch), expected)
+    model = model.to(device)
 
     started = time.perf_counter()
     arrays = {}
@@ -53,6 +57,3 @@ def main(argv: list[str]) -> None:
     outputs.commit()
     print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")
 
-
-if __name__ == "__main__":
-    run_stage(main)

@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.common.atomic import OutputSet
-from stages.common.datasets import DATASETS, SPLIT_FILES
-from stages.common.errors import run_stage
-from stages.common.idx import read_split
-from stages.common.layout import RAW_DIR, prepared_path
-from stages.common.params import load_params
-from stages.common.sampling import balanced_indices
+from stages.common.data.datasets import DATASETS, SPLIT_FILES
+from stages.common.data.idx import read_split
+from stages.common.data.sampling import balanced_indices
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.layout import RAW_DIR, prepared_path
+from stages.common.settings import read
+
+PARAMS = ("data.dataset", "data.train_limit", "data.test_limit")
 
 
 def main(argv: list[str]) -> None:
-    params = load_params()
-    data = params["data"]
+    params = read(PARAMS)
     outputs = OutputSet([prepared_path(split) for split in SPLIT_FILES])
-    class_names = np.array(DATASETS[data["dataset"]].class_names)
-    limits = {"train": data["train_limit"], "test": data["test_limit"]}
+    class_names = np.array(DATASETS[params["data.dataset"]].class_names)
+    limits = {"train": params["data.train_limit"], "test": params["data.test_limit"]}
     for split, (images_name, labels_name) in SPLIT_FILES.items():
         images, labels = read_split(RAW_DIR / images_name, RAW_DIR / labels_name)
         keep = balanced_indices(labels, limits[split])
@@ -30,6 +30,3 @@ def main(argv: list[str]) -> None:
         print(f"prepare: {split} {len(keep)} images, per class {counts.min()}-{counts.max()}")
     outputs.commit()
 
-
-if __name__ == "__main__":
-    run_stage(main)

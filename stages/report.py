@@ -10,14 +10,14 @@ from __future__ import annotations
 import matplotlib.image
 import pandas as pd
 
-from stages.common.artifacts import read_csv, read_json
-from stages.common.atomic import OutputSet
-from stages.common.catalogue import display_name
-from stages.common.errors import PipelineError, run_stage
-from stages.common.figures import image_stack, loss_curves, tsne_scatter
-from stages.common.layout import PLOTS_DIR, metrics_path, plot_path, run_path
-from stages.common.params import load_params
-from stages.common.report import BASELINES, loss_rows, markdown
+from stages.common.errors import PipelineError
+from stages.common.evaluation.tables import BASELINES, loss_rows, markdown
+from stages.common.models.catalogue import CATALOGUE, display_name
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.charts import image_stack, loss_curves, tsne_scatter
+from stages.common.outputs.layout import PLOTS_DIR, metrics_path, plot_path, run_path
+from stages.common.outputs.read import read_csv, read_json
+from stages.common.settings import read
 
 RESULT_KINDS = ("train", "tsne", "svm")
 FACT_KINDS = ("train", "latents", "tsne", "svm")
@@ -40,8 +40,11 @@ def tsne_comparison(points: dict):
     return fig
 
 
+PARAMS = ("archs", "data.dataset")
+
+
 def main(argv: list[str]) -> None:
-    params = load_params()
+    params = read(PARAMS, catalogue=CATALOGUE)
     archs = params["archs"]
     outputs = OutputSet([PLOTS_DIR / "report.md", COMPARE / "loss.csv", COMPARE / "tsne.csv", COMPARE / "loss.png",
                          COMPARE / "reconstructions.png", COMPARE / "tsne.png"])
@@ -67,10 +70,7 @@ def main(argv: list[str]) -> None:
                                 f"rerun its stage: dvc repro -f train@{a}") from None
     outputs.figure(COMPARE / "reconstructions.png", image_stack(images))
     outputs.figure(COMPARE / "tsne.png", tsne_comparison(points))
-    outputs.text(PLOTS_DIR / "report.md", markdown(archs, params["data"]["dataset"], results, facts, baselines))
+    outputs.text(PLOTS_DIR / "report.md", markdown(archs, params["data.dataset"], results, facts, baselines))
     outputs.commit()
     print(f"report: {PLOTS_DIR / 'report.md'}")
 
-
-if __name__ == "__main__":
-    run_stage(main)

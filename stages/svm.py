@@ -1,6 +1,6 @@
 """Stage `svm@<arch>`: how well a kernel SVM separates the classes in an autoencoder's latent space.
 
-Usage: python -m stages.svm <arch>
+Usage: python -m stages svm <arch>
 
 Fits SVC(kernel=svm.kernel, C=svm.C, gamma=svm.gamma) on all train latents, scores
 it on all test latents. Writes metrics/svm_<arch>.json (accuracy, macro F1),
@@ -8,27 +8,28 @@ metrics/run/svm_<arch>.json (sizes, times, memory) and plots/confusion/<arch>.pn
 """
 from __future__ import annotations
 
-from stages.common.artifacts import load_latents
-from stages.common.atomic import OutputSet
-from stages.common.catalogue import display_name
-from stages.common.errors import run_stage
-from stages.common.layout import latents_path, metrics_path, parse_arch, plot_path, run_path
-from stages.common.params import load_params
-from stages.common.usage import peak_rss_mb
+from stages.common.models.catalogue import display_name, parse_arch
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.layout import latents_path, metrics_path, plot_path, run_path
+from stages.common.outputs.read import load_latents
+from stages.common.outputs.usage import peak_rss_mb
+from stages.common.settings import as_kwargs, read
+
+PARAMS = ("svm",)
 
 
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "svm")
-    params = load_params()
+    params = read(PARAMS)
     outputs = OutputSet([metrics_path("svm", arch), run_path("svm", arch), plot_path("confusion", arch)])
     latents = load_latents(latents_path(arch), arch)
     class_names = [str(c) for c in latents["class_names"]]
 
-    from stages.common.classify import fit_and_score, split_metrics
+    from stages.common.evaluation.classify import fit_and_score, split_metrics
 
     metrics, confusion = fit_and_score(latents["z_train"], latents["y_train"], latents["z_test"], latents["y_test"],
-                                       len(class_names), **params["svm"])
-    from stages.common.figures import confusion_figure
+                                       len(class_names), **as_kwargs(params["svm"]))
+    from stages.common.outputs.charts import confusion_figure
 
     title = f"{display_name(arch)} latents: SVM accuracy {metrics['accuracy']:.2%}"
     results, facts = split_metrics(metrics)
@@ -39,6 +40,3 @@ def main(argv: list[str]) -> None:
     print(f"svm {arch}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
 
-
-if __name__ == "__main__":
-    run_stage(main)

@@ -1,12 +1,12 @@
 """Stage `train@<arch>`: train one autoencoder and record its curves, metrics and pictures.
 
-Usage: python -m stages.train <arch>   (arch: an id of the catalogue, stages/common/catalogue.py)
+Usage: python -m stages train <arch>   (arch: an id of the catalogue, stages/common/models/catalogue.py)
 
-Writes data/models/<arch>.pt (state_dict), metrics/train_<arch>.json (results),
+Writes data/models/<arch>.pt (a self-describing checkpoint), metrics/train_<arch>.json (results),
 metrics/run/train_<arch>.json (sizes, device, time, memory), plots/loss/<arch>.csv
 (one row per epoch) and four pictures: plots/{reconstructions,samples,interpolation,
 denoising}/<arch>.png. Every architecture also reports `denoise_mse`: its output
-on noisy test images (denoising.* noise, seeded) against the clean ones.
+on noisy test images (test_noise.*, seeded) against the clean ones.
 """
 from __future__ import annotations
 
@@ -14,20 +14,20 @@ import time
 
 import torch
 
-from stages.common.allocator import keep_freed_memory_for_reuse
-from stages.common.artifacts import load_prepared
-from stages.common.atomic import OutputSet
-from stages.common.catalogue import display_name
-from stages.common.checkpoint import state_dict_bytes
-from stages.common.device import check_precision, resolve_device, seed_everything, set_threads
-from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import metrics_path, model_path, parse_arch, plot_path, run_path
-from stages.common.models import build_model, corrupt, param_counts
-from stages.common.params import load_params, model_options
-from stages.common.pictures import denoising_figure, interpolation_figure, reconstruction_figure, samples_figure
-from stages.common.progress import EpochBars
-from stages.common.training import EpochResult, TrainingDiverged, evaluate_mse, fit, to_float_images
-from stages.common.usage import peak_rss_mb
+from stages.common.errors import PipelineError
+from stages.common.models.allocator import keep_freed_memory_for_reuse
+from stages.common.models.catalogue import CATALOGUE, display_name, parse_arch
+from stages.common.models.checkpoint import ModelSpec, checkpoint_bytes
+from stages.common.models.device import check_precision, resolve_device, seed_everything, set_threads
+from stages.common.models.nets import corrupt, param_counts
+from stages.common.models.pictures import denoising_figure, interpolation_figure, reconstruction_figure, samples_figure
+from stages.common.models.training import EpochResult, TrainingDiverged, evaluate_mse, fit, to_float_images
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.layout import metrics_path, model_path, plot_path, run_path
+from stages.common.outputs.progress import EpochBars
+from stages.common.outputs.read import load_prepared
+from stages.common.outputs.usage import peak_rss_mb
+from stages.common.settings import as_kwargs, read
 
 PICTURES = ("reconstructions", "samples", "interpolation", "denoising")
 
@@ -42,53 +42,58 @@ def loss_csv(history: list[EpochResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+PARAMS = ("seed", "train", "test_noise", "latents.batch_size", "models.{arch}")
+
+
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "train")
     keep_freed_memory_for_reuse()
-    params = load_params()
-    train, noise = params["train"], params["denoising"]
+    params = read(PARAMS, arch=arch, catalogue=CATALOGUE)
+    train, noise, seed = params["train"], params["test_noise"], params["seed"]
+    encode_batch = params["latents.batch_size"]
     outputs = OutputSet([model_path(arch), plot_path("loss", arch, "csv"), metrics_path("train", arch),
                          run_path("train", arch), *(plot_path(kind, arch) for kind in PICTURES)])
-    device = resolve_device(train["device"])
-    check_precision(train["precision"], device)
-    threads = set_threads(train["threads"])
-    seed_everything(params["seed"])
+    device = resolve_device(train.device)
+    check_precision(train.precision, device)
+    threads = set_threads(train.threads)
+    seed_everything(seed)
 
     train_split, test_split = load_prepared("train"), load_prepared("test")
     x_train = to_float_images(train_split["images"], device)
     x_test = to_float_images(test_split["images"], device)
-    model = build_model(arch, train["latent_dim"], model_options(params, arch)).to(device)
+    spec = ModelSpec(arch, train.latent_dim, as_kwargs(params[f"models.{arch}"]))
+    model = spec.build().to(device)
 
-    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train['precision']}, "
+    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train.precision}, "
           f"{threads} threads")
-    bars = EpochBars(arch, train["epochs"], -(-len(x_train) // train["batch_size"]))
+    bars = EpochBars(arch, train.epochs, -(-len(x_train) // train.batch_size))
     started = time.perf_counter()
     try:
-        history = fit(model, x_train, x_test, train["epochs"], train["batch_size"], train["lr"], params["seed"],
-                      train["precision"], params["latents"]["batch_size"], on_batch=bars.batch, on_epoch=bars.epoch)
+        history = fit(model, x_train, x_test, train.epochs, train.batch_size, train.lr, seed,
+                      train.precision, encode_batch, on_batch=bars.batch, on_epoch=bars.epoch)
     except TrainingDiverged as err:
         raise PipelineError(f"train@{arch}: training diverged in epoch {err.epoch} (loss {err.loss}); "
-                            f"lower train.lr (now {train['lr']}); nothing was written") from None
+                            f"lower train.lr (now {train.lr}); nothing was written") from None
     finally:
         bars.close()
     seconds = time.perf_counter() - started
 
     # The same noisy test images for every architecture: drawn on the CPU from `seed`.
-    noisy_test = corrupt(x_test.cpu(), noise["noise"], noise["noise_std"], noise["mask_fraction"],
-                         torch.Generator().manual_seed(params["seed"])).to(device)
-    denoise_mse = evaluate_mse(model, noisy_test, params["latents"]["batch_size"], target=x_test)
+    noisy_test = corrupt(x_test.cpu(), noise.noise, noise.noise_std, noise.mask_fraction,
+                         torch.Generator().manual_seed(seed)).to(device)
+    denoise_mse = evaluate_mse(model, noisy_test, encode_batch, target=x_test)
     last = history[-1]
     name = display_name(arch)
     labels, class_names = test_split["labels"], [str(c) for c in test_split["class_names"]]
 
-    outputs.bytes(model_path(arch), state_dict_bytes(model))
+    outputs.bytes(model_path(arch), checkpoint_bytes(spec, model))
     outputs.text(plot_path("loss", arch, "csv"), loss_csv(history))
     outputs.figure(plot_path("reconstructions", arch), reconstruction_figure(model, x_test, labels, name))
     outputs.figure(plot_path("samples", arch),
-                   samples_figure(model, x_train, params["latents"]["batch_size"], params["seed"], name))
+                   samples_figure(model, x_train, encode_batch, seed, name))
     outputs.figure(plot_path("interpolation", arch), interpolation_figure(model, x_test, labels, class_names, name))
     outputs.figure(plot_path("denoising", arch),
-                   denoising_figure(model, x_test, noisy_test, labels, name, noise["noise"]))
+                   denoising_figure(model, x_test, noisy_test, labels, name, noise.noise))
     outputs.json(metrics_path("train", arch), {
         "train_loss": round(last.train_loss, 8),
         "test_mse": round(last.test_mse, 8),
@@ -97,11 +102,11 @@ def main(argv: list[str]) -> None:
     })
     outputs.json(run_path("train", arch), {
         **param_counts(model),
-        "epochs": train["epochs"],
+        "epochs": train.epochs,
         "n_train": len(x_train),
         "n_test": len(x_test),
         "device": device.type,
-        "precision": train["precision"],
+        "precision": train.precision,
         "threads": threads,
         "train_mse": round(last.parts["mse"], 8),
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 3),
@@ -111,6 +116,3 @@ def main(argv: list[str]) -> None:
     outputs.commit()
     print(f"train {arch}: test_mse {last.test_mse:.6f}, denoise_mse {denoise_mse:.6f} in {seconds:.1f} s")
 
-
-if __name__ == "__main__":
-    run_stage(main)

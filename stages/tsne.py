@@ -1,6 +1,6 @@
 """Stage `tsne@<arch>`: embed test latents in 2-D with t-SNE and measure its trustworthiness.
 
-Usage: python -m stages.tsne <arch>
+Usage: python -m stages tsne <arch>
 
 Takes the first tsne.per_class test images of each class (in test-set order, as the
 reference notebook did; null takes the whole test split). Writes plots/tsne/<arch>.png,
@@ -13,14 +13,14 @@ import time
 
 import numpy as np
 
-from stages.common.artifacts import load_latents
-from stages.common.atomic import OutputSet
-from stages.common.catalogue import display_name
-from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import latents_path, metrics_path, parse_arch, plot_path, run_path
-from stages.common.params import load_params
-from stages.common.sampling import first_per_class
-from stages.common.usage import peak_rss_mb
+from stages.common.data.sampling import first_per_class
+from stages.common.errors import PipelineError
+from stages.common.models.catalogue import display_name, parse_arch
+from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.layout import latents_path, metrics_path, plot_path, run_path
+from stages.common.outputs.read import load_latents
+from stages.common.outputs.usage import peak_rss_mb
+from stages.common.settings import read
 
 
 def points_csv(xy: np.ndarray, labels: np.ndarray, class_names) -> str:
@@ -29,9 +29,12 @@ def points_csv(xy: np.ndarray, labels: np.ndarray, class_names) -> str:
     return "\n".join(lines) + "\n"
 
 
+PARAMS = ("seed", "tsne")
+
+
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "tsne")
-    params = load_params()
+    params = read(PARAMS)
     tsne = params["tsne"]
     outputs = OutputSet([plot_path("tsne", arch), plot_path("tsne", arch, "csv"), metrics_path("tsne", arch),
                          run_path("tsne", arch)])
@@ -39,19 +42,19 @@ def main(argv: list[str]) -> None:
     z_test, y_test = latents["z_test"], latents["y_test"]
     class_names = [str(c) for c in latents["class_names"]]
 
-    picked = first_per_class(y_test, tsne["per_class"])
-    if tsne["perplexity"] >= len(picked):
-        raise PipelineError(f"params.yaml: tsne.perplexity is {tsne['perplexity']}; "
+    picked = first_per_class(y_test, tsne.per_class)
+    if tsne.perplexity >= len(picked):
+        raise PipelineError(f"params.yaml: tsne.perplexity is {tsne.perplexity}; "
                             f"expected a number below the {len(picked)} t-SNE points")
-    from stages.common.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
+    from stages.common.evaluation.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
 
     points, labels = z_test[picked], y_test[picked]
     started = time.perf_counter()
-    xy = tsne_2d(points, tsne["perplexity"], tsne["max_iter"], params["seed"])
+    xy = tsne_2d(points, tsne.perplexity, tsne.max_iter, params["seed"])
     seconds = time.perf_counter() - started
     trust = embedding_trustworthiness(points, xy)
 
-    from stages.common.figures import tsne_figure
+    from stages.common.outputs.charts import tsne_figure
 
     title = f"{display_name(arch)}: t-SNE of {len(picked)} test latents (trustworthiness {trust:.3f})"
     outputs.figure(plot_path("tsne", arch), tsne_figure(xy, labels, class_names, title))
@@ -66,6 +69,3 @@ def main(argv: list[str]) -> None:
     outputs.commit()
     print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")
 
-
-if __name__ == "__main__":
-    run_stage(main)

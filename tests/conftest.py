@@ -10,8 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.common.datasets import SPLIT_FILES  # noqa: E402
-from stages.common.idx import write_idx_gz  # noqa: E402
+from stages.common.data.datasets import SPLIT_FILES  # noqa: E402
+from stages.common.data.idx import write_idx_gz  # noqa: E402
 
 MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
 # The modules that take minutes are collected first: `make test` hands whole files
@@ -52,6 +52,16 @@ def write_idx_folder(folder: Path, n_train: int = 300, n_test: int = 100) -> Pat
 def idx_folder(tmp_path: Path) -> Path:
     """A complete four-file IDX source of toy images."""
     return write_idx_folder(tmp_path / "idx")
+
+
+def committed_model(arch: str, latent_dim: int):
+    """Architecture `arch` built with its settings from the committed params.yaml."""
+    from stages.common.models.catalogue import CATALOGUE
+    from stages.common.models.checkpoint import ModelSpec
+    from stages.common.settings import as_kwargs, read
+
+    settings = read([f"models.{arch}"], ROOT / "params.yaml", catalogue=CATALOGUE)[f"models.{arch}"]
+    return ModelSpec(arch, latent_dim, as_kwargs(settings)).build()
 
 
 def data_source_for_e2e(tmp_root: Path) -> Path:

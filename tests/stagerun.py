@@ -59,7 +59,7 @@ def run(args: list, cwd: Path, check: bool = False, **kwargs) -> subprocess.Comp
 
 
 def stage(name: str, cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", f"stages.{name}", *args], cwd, check=check)
+    return run([sys.executable, "-m", "stages", name, *args], cwd, check=check)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:

@@ -20,22 +20,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from stages.common import atomic
-from stages.common.atomic import OutputSet, json_text, remove_stale_temps
+from stages.common.data.fetch import download
+from stages.common.data.idx import read_images, read_labels, write_idx_gz
 from stages.common.errors import PipelineError
-from stages.common.fetch import download
-from stages.common.idx import read_images, read_labels, write_idx_gz
-from stages.common.params import DEFAULTS, load_params, validate
-from tests.conftest import write_idx_folder
+from stages.common.models.catalogue import CATALOGUE
+from stages.common.outputs.atomic import TMP_MARK, OutputSet, json_text, remove_stale_temps
+from stages.common.settings import SECTIONS, read, select
+from tests.conftest import ROOT, write_idx_folder
 from tests.httpserver import serve
 from tests.stagerun import env, error_line, make_project, set_params, stage
 
 # ----------------------------------------------------------------------------- P: params
 
+COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
+EVERY_KEY = ["seed", "archs", *SECTIONS, *(f"models.{arch}" for arch in CATALOGUE)]
+
 
 def with_value(key: str, value) -> dict:
-    params = json.loads(json.dumps(DEFAULTS))
+    params = json.loads(json.dumps(COMMITTED))
     node = params
     *parents, last = key.split(".")
     for part in parents:
@@ -62,9 +66,10 @@ BAD_PARAMS = [  # P1-P40
     ("svm.C", float("inf"), "positive number"), ("svm.n_jobs", -2, "-1 for every core"),
     ("baselines.train_limit", 5, "ten images per class"), ("baselines.train_limit", 15, "ten images per class"),
     ("tsne.max_iter", 100, "minimum is 250"), ("archs", "conv", "non-empty list"),
-    ("archs", ["conv", "conv"], "at most once"), ("archs", [["conv"]], "architecture ids"),
-    ("vae.beta", 0, "positive number"), ("vae.reconstruction", "l1", "one of bce, mse"),
-    ("denoising.noise", "salt", "one of gaussian, masking"), ("denoising.mask_fraction", 1.0, "between 0 and 1"),
+    ("archs", ["conv", "conv"], "distinct"), ("archs", [["conv"]], "architecture ids"),
+    ("models.vae.beta", 0, "positive number"), ("models.vae.reconstruction", "l1", "one of bce, mse"),
+    ("models.denoising.noise", "salt", "one of gaussian, masking"),
+    ("models.denoising.mask_fraction", 1.0, "between 0 and 1"), ("test_noise.noise_std", -1, "positive number"),
     ("sweep.latent_dims", [], "distinct latent sizes"), ("sweep.latent_dims", [2, 2], "distinct latent sizes"),
     ("sweep.jobs", 0, "parallel experiment workers"),
 ]
@@ -73,12 +78,12 @@ BAD_PARAMS = [  # P1-P40
 @pytest.mark.parametrize("key,value,allowed", BAD_PARAMS)
 def test_bad_parameter_is_one_line_naming_the_key(key, value, allowed):
     with pytest.raises(PipelineError) as err:
-        validate(with_value(key, value))
+        select(with_value(key, value), EVERY_KEY, catalogue=CATALOGUE)
     message = str(err.value)
     assert "\n" not in message and key in message and allowed in message, message
 
 
-PARAMS_FILES = [  # P41-P50: text of params.yaml -> what load_params says (None: loads fine)
+PARAMS_FILES = [  # P41-P50: text of params.yaml -> what reading seed and train.lr says (None: reads fine)
     ("train:\n  lr: 1e-3\n", None),
     ("train:\n  lr: 5E-4\n", None),
     ("seed: 010\n", "leading zero"),
@@ -96,20 +101,21 @@ PARAMS_FILES = [  # P41-P50: text of params.yaml -> what load_params says (None:
 def test_params_file_text(tmp_path, text, problem):
     path = tmp_path / "params.yaml"
     path.write_text(text)
+    keys = ["train.lr"] if "train" in text else ["seed"] if "seed" in text else []
     if problem is None:
-        params = load_params(path)
+        params = read(keys, path)
         if "lr" in text:
-            assert params["train"]["lr"] == pytest.approx(float(text.split("lr: ")[1]))
+            assert params["train.lr"] == pytest.approx(float(text.split("lr: ")[1]))
         return
     with pytest.raises(PipelineError, match=problem) as err:
-        load_params(path)
+        read(keys, path)
     assert "\n" not in str(err.value)
 
 
 def test_params_file_that_is_not_utf8(tmp_path):  # P51
     (tmp_path / "params.yaml").write_bytes(b"seed: 4\xff\xfe2\n")
     with pytest.raises(PipelineError, match="UTF-8"):
-        load_params(tmp_path / "params.yaml")
+        read(["seed"], tmp_path / "params.yaml")
 
 
 # ----------------------------------------------------------------------------- F: files
@@ -144,7 +150,7 @@ def test_gzip_bomb_is_refused_without_decompressing_it(tmp_path):  # F1
     gzip_bomb(bomb, declared=10, actual_bytes=512 << 20)
     assert bomb.stat().st_size < 3 << 20
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
-            "from stages.common.idx import read_images\nfrom stages.common.errors import PipelineError\n"
+            "from stages.common.data.idx import read_images\nfrom stages.common.errors import PipelineError\n"
             f"try:\n    read_images({str(bomb)!r})\nexcept PipelineError as e:\n    print(e)\n")
     proc, peak_mb, seconds = peak_child_mb(code)
     assert "holds more data than the header promises" in proc.stdout, proc.stderr
@@ -216,7 +222,8 @@ DAMAGE_BETWEEN_STAGES = [  # F8-F16: (file, damage, stage run, what the line mus
     ("data/prepared/test.npz", "garbage", ("latents", "stacked"), "rerun its stage: dvc repro -f prepare"),
     ("data/prepared/train.npz", "delete", ("baselines", "pca"), "missing; rerun its stage: dvc repro -f prepare"),
     ("data/models/stacked.pt", "truncate", ("latents", "stacked"), "dvc repro -f train@stacked"),
-    ("data/models/stacked.pt", "other_dim", ("latents", "stacked"), "does not fit the model for train.latent_dim 8"),
+    ("data/models/stacked.pt", "other_dim", ("latents", "stacked"),
+     "trained as stacked with latent_dim 16, but params.yaml asks for stacked with latent_dim 8"),
     ("data/latents/stacked.npz", "truncate", ("svm", "stacked"), "dvc repro -f latents@stacked"),
     ("data/latents/stacked.npz", "delete", ("tsne", "stacked"), "missing; rerun its stage"),
     ("metrics/svm_stacked.json", "truncate", ("report",),
@@ -317,7 +324,7 @@ def start_stage(project: Path, *args: str) -> subprocess.Popen:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # S1, S2
 def test_interrupt_during_start_up_is_one_line(prepared_project, signum):
-    proc = start_stage(prepared_project, "stages.train", "stacked")
+    proc = start_stage(prepared_project, "stages", "train", "stacked")
     time.sleep(0.3)  # inside `import torch`
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
@@ -331,7 +338,7 @@ def test_interrupt_during_training_leaves_every_previous_output(prepared_project
                                               "plots/loss/stacked.csv", "plots/reconstructions/stacked.png")]
     before = [p.read_bytes() for p in outputs]
     try:
-        proc = start_stage(prepared_project, "stages.train", "stacked")
+        proc = start_stage(prepared_project, "stages", "train", "stacked")
         deadline = time.time() + 60
         line = ""
         while time.time() < deadline and "epoch 1/" not in line:
@@ -343,7 +350,7 @@ def test_interrupt_during_training_leaves_every_previous_output(prepared_project
     assert proc.returncode == 130
     assert "no output was written, earlier outputs are unchanged" in stderr and "Traceback" not in stderr
     assert [p.read_bytes() for p in outputs] == before
-    leftovers = [p for p in prepared_project.rglob(f"*{atomic.TMP_MARK}*")]
+    leftovers = [p for p in prepared_project.rglob(f"*{TMP_MARK}*")]
     assert not leftovers
 
 
@@ -435,7 +442,7 @@ def test_full_disk_while_staging_is_one_line_and_leaves_no_temporary(tmp_path, m
                                                        (0o002, 0o664, 0o775)])  # D4-D6
 def test_outputs_get_the_usual_permissions(tmp_path, umask, file_mode, dir_mode):
     code = (f"import os, sys; os.umask({umask}); sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
-            "from stages.common.atomic import write_json, atomic_dir\n"
+            "from stages.common.outputs.atomic import write_json, atomic_dir\n"
             f"write_json({str(tmp_path / 'm.json')!r}, {{}})\n"
             f"with atomic_dir({str(tmp_path / 'raw')!r}) as d: (d / 'f').write_text('x')\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=env())
@@ -446,9 +453,9 @@ def test_outputs_get_the_usual_permissions(tmp_path, umask, file_mode, dir_mode)
 def test_a_concurrent_runs_temporaries_are_left_alone(tmp_path):  # D7
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        live = tmp_path / f".m.json{atomic.TMP_MARK}{sleeper.pid}-abc"
+        live = tmp_path / f".m.json{TMP_MARK}{sleeper.pid}-abc"
         live.write_text("in progress")
-        dead = tmp_path / f".m.json{atomic.TMP_MARK}999999999-xyz"
+        dead = tmp_path / f".m.json{TMP_MARK}999999999-xyz"
         dead.write_text("stale")
         remove_stale_temps(tmp_path / "m.json")
         assert live.exists() and not dead.exists()
@@ -484,7 +491,7 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_logged(prepared_proj
         proc = stage("prepare", prepared_project)
         line = error_line(proc)
         assert "data/prepared/test.npz" in line or "traceback in" in line
-        debug = subprocess.run([sys.executable, "-m", "stages.svm", "stacked"], cwd=prepared_project,
+        debug = subprocess.run([sys.executable, "-m", "stages", "svm", "stacked"], cwd=prepared_project,
                                env={**env(), "AE_DEBUG": "1"}, capture_output=True, text=True)
         assert debug.returncode == 0
     finally:

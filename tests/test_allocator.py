@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from stages.common import allocator
+from stages.common.models import allocator
 from tests.conftest import ROOT
 
 # Trains the Super-Resolution AE (the largest activations, 6 MB) in a fresh process,
@@ -18,10 +18,10 @@ from tests.conftest import ROOT
 # four steps with the setting on, against 22,773 without).
 TRAIN_STEPS = """
 import json, resource, sys, torch
-from stages.common.allocator import keep_freed_memory_for_reuse
-from stages.common.device import seed_everything
-from stages.common.models import build_model
-from stages.common.training import adam, fast_layout, train_epoch
+from stages.common.models.allocator import keep_freed_memory_for_reuse
+from stages.common.models.device import seed_everything
+from stages.common.models.nets import build_model
+from stages.common.models.training import adam, fast_layout, train_epoch
 took = keep_freed_memory_for_reuse() if sys.argv[1] == "reuse" else None
 seed_everything(0)
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from stages.common.atomic import atomic_dir, atomic_path, write_json, write_npz
+from stages.common.outputs.atomic import atomic_dir, atomic_path, npz_bytes, write_bytes, write_json
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -52,8 +52,8 @@ def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
 
 def test_npz_is_byte_identical_and_loadable(tmp_path):
     arrays = {"z": np.arange(12, dtype=np.float32).reshape(3, 4), "y": np.array([1, 2, 3], np.uint8)}
-    write_npz(tmp_path / "a.npz", **arrays)
-    write_npz(tmp_path / "b.npz", **arrays)
+    write_bytes(tmp_path / "a.npz", npz_bytes(**arrays))
+    write_bytes(tmp_path / "b.npz", npz_bytes(**arrays))
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     with np.load(tmp_path / "a.npz") as f:
         np.testing.assert_array_equal(f["z"], arrays["z"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from stages.common.classify import fit_and_score, make_svm, parallel_predict, predict_reproducibly
+from stages.common.evaluation.classify import fit_and_score, make_svm, parallel_predict, predict_reproducibly
 
 SVM = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "n_jobs": 2}
 
@@ -66,7 +66,7 @@ def test_scaling_is_a_pipeline_step():
 
 
 def test_resolve_jobs():
-    from stages.common.classify import resolve_jobs
+    from stages.common.evaluation.classify import resolve_jobs
 
     assert resolve_jobs(1) == 1 and resolve_jobs(3) == 3
     assert resolve_jobs(-1) >= 1

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.common.datasets import FILE_NAMES
-from stages.common.idx import write_idx_gz
+from stages.common.data.datasets import FILE_NAMES
+from stages.common.data.idx import write_idx_gz
 from tests.conftest import MNIST_SMALL, write_idx_folder
 from tests.httpserver import refused_url, serve
 from tests.stagerun import env, error_line, make_project, stage
@@ -119,14 +119,13 @@ def test_offline_mirrors_fail_in_one_line_naming_urls_and_the_way_out(tmp_path):
 # official MNIST training files cannot be served here.
 PATCHED_STAGE = """
 import json, sys
-from stages.common import datasets
+from stages.common.data import datasets
 from stages.common.errors import run_stage
 from stages import download
 md5 = json.loads(sys.argv[1])
 sizes = {name: 10**8 for name in md5}
 datasets.DATASETS["mnist"] = datasets.DatasetSpec("mnist", (), md5, sizes, tuple("0123456789"))
-sys.argv = sys.argv[:1]
-run_stage(download.main)
+run_stage(download.main, "download", [])
 """
 
 

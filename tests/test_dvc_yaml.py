@@ -1,10 +1,11 @@
-"""dvc.yaml against the code: every stage lists each project module it imports, and nothing stale.
+"""dvc.yaml against the code: every stage lists each project module it imports and the params it reads.
 
 Stages import only shared modules (stages/common/), never another stage script;
-the `deps:` lists are hand-kept, so this test is what keeps them true.
+the `deps:` and `params:` lists are hand-kept, so this test is what keeps them true.
 """
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
@@ -17,9 +18,26 @@ DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
 
 
+def stage_name(definition: dict) -> str:
+    return re.fullmatch(r"python -m stages (\w+)(?: \$\{item\.\w+\})?", definition["cmd"]).group(1)
+
+
 def stage_script(definition: dict) -> str:
-    module = re.search(r"python -m (stages\.\w+)", definition["cmd"]).group(1)
-    return module.replace(".", "/") + ".py"
+    return f"stages/{stage_name(definition)}.py"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_params_are_exactly_what_the_stage_reads(name):
+    definition = STAGES[name]
+    declared = importlib.import_module(f"stages.{stage_name(definition)}").PARAMS
+    listed = [key.replace("${item.arch}", "{arch}") for key in definition.get("params", [])]
+    assert listed == list(declared)
+
+
+def test_every_stage_module_is_in_the_pipeline():
+    from stages import STAGES as MODULES
+
+    assert sorted(MODULES) == sorted(stage_name(d) for d in STAGES.values())
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -40,7 +58,7 @@ def test_stage_scripts_import_no_other_stage(name):
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     # svm imports classify inside main(); a checker that missed it would pass a stale list.
-    assert "stages/common/classify.py" in project_imports("stages/svm.py")
+    assert "stages/common/evaluation/classify.py" in project_imports("stages/svm.py")
 
 
 def test_no_plain_output_disables_the_run_cache():

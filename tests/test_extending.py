@@ -1,47 +1,103 @@
-"""Adding an architecture is one model class and one catalogue entry: proved in a scratch copy."""
+"""A sixth architecture with a setting of its own: one class, one catalogue entry, its params.yaml entry.
+
+Proved in a scratch copy of the project (code, params and tests): after those three
+edits and nothing else, the tests that enumerate architectures pass, `dvc repro`
+trains and scores it, and changing its setting reruns its stages only.
+"""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import sys
+from pathlib import Path
 
-from tests.conftest import data_source_for_e2e
-from tests.stagerun import make_project, run
+import yaml
+
+from tests.conftest import ROOT, data_source_for_e2e
+from tests.stagerun import make_project, run, set_params
 
 NEW_MODEL = '''
 
-class TinyAE(Autoencoder):
-    """A throwaway architecture: one linear layer each way."""
+@dataclass(frozen=True)
+class TinySettings:
+    """models.tiny: the width of its one hidden layer."""
 
-    def __init__(self, latent_dim: int = 64):
+    hidden: int = setting(integer(1, 4096), "units of the hidden layer")
+
+
+class TinyAE(Autoencoder):
+    """A throwaway architecture: one hidden layer each way."""
+
+    def __init__(self, latent_dim: int, hidden: int):
         super().__init__()
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(latent_dim, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28)))
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 784), nn.Sigmoid(),
+                                     nn.Unflatten(1, (1, 28, 28)))
 '''
-NEW_ENTRY = '''    Architecture("tiny", "Tiny AE", "stages.common.models:TinyAE"),
+NEW_ENTRY = '''    Architecture("tiny", "Tiny AE", "stages.common.models.nets:TinyAE",
+                 settings="stages.common.models.nets:TinySettings"),
 )
 
 CATALOGUE'''
+# The tests that enumerate the catalogue or read params.yaml: what a new architecture could break.
+ENUMERATING_TESTS = ["tests/test_models.py", "tests/test_settings.py", "tests/test_dvc_yaml.py",
+                     "tests/test_checkpoint.py", "tests/test_report.py"]
 
 
-def test_a_sixth_architecture_needs_only_a_class_and_a_catalogue_entry(tmp_path):
+def add_tiny_architecture(repo):
+    nets = repo / "stages/common/models/nets.py"
+    text = nets.read_text()
+    imports = "from stages.common.settings import NOISES, one_of, positive, setting"
+    assert text.count(imports) == 1
+    # The settings helpers a new settings class uses sit in the line nets.py already imports.
+    nets.write_text(text.replace(imports, imports.replace("one_of,", "integer, one_of,")) + NEW_MODEL)
+    catalogue = repo / "stages/common/models/catalogue.py"
+    text = catalogue.read_text()
+    assert text.count(")\n\nCATALOGUE") == 1
+    catalogue.write_text(text.replace(")\n\nCATALOGUE", NEW_ENTRY, 1))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["tiny"] = {"hidden": 32}
+    params["archs"].append("tiny")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def test_a_sixth_architecture_needs_only_a_class_a_catalogue_entry_and_its_params(tmp_path):
+    repo = make_project(tmp_path / "repo")
+    shutil.copytree(ROOT / "tests", repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    add_tiny_architecture(repo)
+    changed = run(["git", "diff", "--no-index", "--name-only", str(ROOT / "stages"), str(repo / "stages")], tmp_path)
+    edited = sorted({Path(line).name for line in changed.stdout.split() if line.endswith(".py")})
+    assert edited == ["catalogue.py", "nets.py"], changed.stdout
+
+    tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ENUMERATING_TESTS], repo)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+
     source = data_source_for_e2e(tmp_path)
-    repo = make_project(tmp_path / "repo", {
-        "archs": ["tiny"],
+    set_params(repo, {
+        "archs": ["stacked", "tiny"],
         "data": {"source": str(source), "train_limit": 300, "test_limit": 100},
         "train": {"epochs": 1},
         "tsne": {"per_class": 5, "perplexity": 4},
         "baselines": {"train_limit": 200},
     })
-    models = repo / "stages/common/models.py"
-    models.write_text(models.read_text() + NEW_MODEL)
-    catalogue = repo / "stages/common/catalogue.py"
-    text = catalogue.read_text()
-    assert text.count(")\n\nCATALOGUE") == 1
-    catalogue.write_text(text.replace(")\n\nCATALOGUE", NEW_ENTRY, 1))
     run(["git", "init", "-q"], repo, check=True)
-    run(["dvc", "repro", "report"], repo, check=True)
+    run(["git", "add", "-A"], repo, check=True)
+    first = run(["dvc", "repro"], repo, check=True)
+    assert {"train@tiny", "train@stacked", "report"} <= set(ran_stages(first.stdout))
     facts = json.loads((repo / "metrics/run/train_tiny.json").read_text())
-    assert facts["params_total"] == 784 * 64 + 64 + 64 * 784 + 784
+    assert facts["params_total"] == (784 * 32 + 32 + 32 * 64 + 64) + (64 * 32 + 32 + 32 * 784 + 784)
     assert json.loads((repo / "metrics/svm_tiny.json").read_text())["accuracy"] > 0
     assert "| Tiny AE |" in (repo / "plots/report.md").read_text()
     for kind in ("samples", "interpolation", "denoising", "tsne", "confusion"):
         assert (repo / f"plots/{kind}/tiny.png").is_file()
+
+    set_params(repo, {"models": {"tiny": {"hidden": 16}}})
+    status = run(["dvc", "status", "--json"], repo, check=True)
+    assert sorted(json.loads(status.stdout)) == ["latents@tiny", "train@tiny"]
+    second = run(["dvc", "repro"], repo, check=True)
+    assert sorted(ran_stages(second.stdout)) == ["latents@tiny", "report", "svm@tiny", "train@tiny", "tsne@tiny"]

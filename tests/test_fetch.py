@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 
+from stages.common.data.fetch import download
 from stages.common.errors import PipelineError
-from stages.common.fetch import download
 from tests.httpserver import refused_url, serve
 
 NAME = "t10k-labels-idx1-ubyte.gz"

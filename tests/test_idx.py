@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
+from stages.common.data.idx import file_digests, read_images, read_labels, read_split, write_idx_gz
 from stages.common.errors import PipelineError
-from stages.common.idx import file_digests, read_images, read_labels, read_split, write_idx_gz
 from tests.conftest import MNIST_SMALL, make_images
 
 

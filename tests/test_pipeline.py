@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stages.common.catalogue import ARCH_IDS
+from stages.common.models.catalogue import ARCH_IDS
 from tests.conftest import data_source_for_e2e
-from tests.stagerun import env, make_project, run, set_params
+from tests.stagerun import env, error_line, make_project, run, set_params
 
 ARCHS = list(ARCH_IDS)
 TINY = {
@@ -143,6 +143,33 @@ def test_forced_rerun_is_byte_identical(repo):
     assert not changed
 
 
+def test_one_architectures_setting_touches_only_its_own_stages(repo):
+    set_params(repo, {"models": {"vae": {"beta": 2.0}}})
+    try:
+        assert sorted(json.loads(dvc(repo, "status", "--json").stdout)) == ["latents@vae", "train@vae"]
+        set_params(repo, {"test_noise": {"noise_std": 0.5}})  # every model's denoise_mse reads it
+        assert sorted(json.loads(dvc(repo, "status", "--json").stdout)) == sorted(
+            [f"train@{arch}" for arch in ARCHS] + ["latents@vae"])
+    finally:
+        git(repo, "checkout", "params.yaml")
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+def test_the_model_file_rebuilds_its_model_and_a_stale_one_is_named(repo):
+    from stages.common.models.checkpoint import ModelSpec, load_checkpoint
+
+    spec, _ = load_checkpoint(repo / "data/models/vae.pt")
+    assert spec == ModelSpec("vae", 64, {"beta": 1.0, "reconstruction": "bce"})
+    set_params(repo, {"models": {"vae": {"beta": 2.0}}})
+    try:
+        proc = run(["python", "-m", "stages", "latents", "vae"], repo)
+        line = error_line(proc)
+        assert "data/models/vae.pt: trained as vae with latent_dim 64, beta 1.0" in line
+        assert "asks for vae with latent_dim 64, beta 2.0" in line and "dvc repro -f train@vae" in line
+    finally:
+        git(repo, "checkout", "params.yaml")
+
+
 def test_second_repro_runs_nothing_and_status_is_clean(repo):
     again = dvc(repo, "repro")
     assert ran_stages(again.stdout) == []
@@ -162,7 +189,7 @@ def test_training_killed_part_way_leaves_no_half_new_output_and_repro_recovers(r
                 cmdline = child.cmdline()
             except psutil.NoSuchProcess:
                 continue
-            if "stages.train" in cmdline and child.cpu_times().user > 2.0:  # past imports, training
+            if cmdline[-3:-1] == ["stages", "train"] and child.cpu_times().user > 2.0:  # past imports, training
                 victim = child
         time.sleep(0.1)
     assert victim is not None, "training never started"

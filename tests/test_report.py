@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stages.common.report import loss_rows, markdown, ranks
+from stages.common.evaluation.tables import loss_rows, markdown, ranks
 
 ARCHS = ["superres", "conv", "stacked", "vae", "denoising"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stages.common.data.sampling import balanced_indices, first_per_class
 from stages.common.errors import PipelineError
-from stages.common.sampling import balanced_indices, first_per_class
 
 
 def test_balanced_limit_takes_classes_in_turn_and_keeps_data_order():

@@ -5,9 +5,8 @@ import json
 import subprocess
 import sys
 
+from stages import STAGES, TORCH_FREE_STAGES
 from tests.conftest import ROOT
-
-TORCH_FREE = ["download", "prepare", "tsne", "svm", "baselines", "report"]
 
 # One interpreter for all, importing stage after stage: the first that pulls torch in is named.
 PROBE = """
@@ -26,7 +25,12 @@ def probe(stages: list) -> dict:
 
 
 def test_stages_without_training_do_not_import_torch():
-    assert probe(TORCH_FREE) == {stage: False for stage in TORCH_FREE}
+    assert probe(list(TORCH_FREE_STAGES)) == {stage: False for stage in TORCH_FREE_STAGES}
+
+
+def test_the_stage_lists_name_real_stages():
+    assert set(TORCH_FREE_STAGES) < set(STAGES)
+    assert all((ROOT / "stages" / f"{stage}.py").is_file() for stage in STAGES)
 
 
 def test_the_probe_sees_torch_where_it_is_imported():

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from stages.common.device import usable_cores
+from stages.common.models.device import usable_cores
 from tests.conftest import data_source_for_e2e
 from tests.stagerun import env, make_project, run, venv_path_hook_installed
 

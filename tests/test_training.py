@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from stages.common.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
 from stages.common.errors import PipelineError
-from stages.common.models import build_model
-from stages.common.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
-from tests.conftest import ROOT, make_images
+from stages.common.models.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
+from stages.common.models.nets import build_model
+from stages.common.models.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
+from tests.conftest import ROOT, committed_model, make_images
 
 CPU = torch.device("cpu")
 
@@ -39,7 +39,7 @@ def train_once(arch: str):
     seed_everything(3)
     images, _ = make_images(200)
     x = to_float_images(images, CPU)
-    model = build_model(arch, 16)
+    model = committed_model(arch, 16)
     history = fit(model, x[:160], x[160:], epochs=2, batch_size=32, lr=1e-3, seed=3, precision="fp32",
                   eval_batch_size=64)
     return model, history
@@ -117,7 +117,7 @@ def test_seeding_also_flushes_denormals_so_late_epochs_stay_fast():
 
 def test_seeding_asks_for_deterministic_kernels_without_importing_the_compiler():
     # In a fresh process: this one may have imported torch._inductor already.
-    probe = ("import sys, torch; from stages.common.device import seed_everything; "
+    probe = ("import sys, torch; from stages.common.models.device import seed_everything; "
              "before = torch.are_deterministic_algorithms_enabled(); seed_everything(0); "
              "print(before, torch.are_deterministic_algorithms_enabled(), "
              "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor' in sys.modules)")

@@ -15,8 +15,8 @@ import json
 import subprocess
 import sys
 
-from stages.common.catalogue import ARCH_IDS
 from stages.common.errors import PipelineError, run_stage
+from stages.common.models.catalogue import ARCH_IDS
 
 WIDTH = 200
 
@@ -118,4 +118,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, "exps", sys.argv[1:])

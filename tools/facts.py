@@ -11,7 +11,7 @@ import json
 import sys
 
 from stages.common.errors import PipelineError, run_stage
-from stages.common.layout import RUN_DIR
+from stages.common.outputs.layout import RUN_DIR
 
 KINDS = ("train", "latents", "tsne", "svm")
 
@@ -44,4 +44,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, "facts", sys.argv[1:])

@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from stages.common.atomic import OutputSet
-from stages.common.catalogue import display_name
-from stages.common.device import usable_cores
 from stages.common.errors import PipelineError, run_stage
-from stages.common.params import load_params
+from stages.common.models.catalogue import CATALOGUE, display_name
+from stages.common.models.device import usable_cores
+from stages.common.outputs.atomic import OutputSet
+from stages.common.settings import read
 from tools.exps import dvc, experiments
 
 OUT = Path("plots/sweep")
@@ -77,7 +78,7 @@ def matches(params: dict, settings: dict) -> bool:
 
 
 def figure(table: list[dict], title: str):
-    from stages.common.figures import plt
+    from stages.common.outputs.charts import plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     names = list(dict.fromkeys(row["architecture"] for row in table))
@@ -136,15 +137,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--jobs", type=int, help="parallel workers (default: sweep.jobs)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from dvc exp show")
     args = parser.parse_args(argv)
-    params = load_params()
-    jobs = args.jobs or params["sweep"]["jobs"]
+    params = read(("archs", "data.dataset", "train.epochs", "sweep"), catalogue=CATALOGUE)
+    jobs = args.jobs or params["sweep"].jobs
     if jobs < 1:
         raise PipelineError(f"--jobs is {jobs}; expected a positive integer")
     threads = max(1, usable_cores() // jobs)
-    dims = params["sweep"]["latent_dims"]
+    dims = params["sweep"].latent_dims
     # What every experiment of this sweep shares; an old experiment with other values is not reused.
-    settings = {"train.threads": threads, "data.dataset": params["data"]["dataset"],
-                "train.epochs": params["train"]["epochs"]}
+    settings = {"train.threads": threads, "data.dataset": params["data.dataset"],
+                "train.epochs": params["train.epochs"]}
     outputs = OutputSet([OUT / "report.md", OUT / "results.csv", OUT / "latent_size.png"])
 
     wall = None
@@ -154,7 +155,7 @@ def main(argv: list[str]) -> None:
               + (f"; already done: {sorted(set(dims) - set(todo))}" if len(todo) < len(dims) else ""), flush=True)
         started, queued = time.perf_counter(), bool(todo)
         # OpenMP and BLAS pools (t-SNE, scikit-learn, oneDAL) get the same share as torch:
-        # oversubscribed OpenMP threads spin-wait and ran t-SNE 30x slower.
+        # oversubscribed OpenMP threads spin-wait and ran t-SNE many times slower.
         share = {name: str(threads) for name in THREAD_VARIABLES}
         for attempt in range(1, ATTEMPTS + 1):
             if not todo:
@@ -180,7 +181,7 @@ def main(argv: list[str]) -> None:
              if row["latent_dim"] in dims]
     if not table:
         raise PipelineError("no finished sweep experiment found in `dvc exp show`; run `make sweep` first")
-    title = (f"Latent-size sweep on {params['data']['dataset']} ({params['train']['epochs']} epochs, "
+    title = (f"Latent-size sweep on {params['data.dataset']} ({params['train.epochs']} epochs, "
              f"{jobs} worker(s) x {threads} thread(s))")
     import pandas as pd
 
@@ -192,4 +193,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, "sweep", sys.argv[1:])

@@ -1,1 +1,1 @@
-"""Shared logic imported by the stage scripts: params, data, models, training, evaluation."""
+"""Shared logic of the stage scripts: settings and errors here; data, models, evaluation, outputs below."""

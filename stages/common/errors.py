@@ -20,15 +20,24 @@ class PipelineError(Exception):
     """An error caused by the user's input (params, data files, network): shown as one line."""
 
 
+# The output set of the running stage (an atomic.OutputSet, registered by itself):
+# run_stage discards its temporaries on failure and names what was written when interrupted.
+_outputs = None
+
+
+def track_outputs(outputs) -> None:
+    """Make `outputs` (with .written, .pending and .discard()) the running stage's output set."""
+    global _outputs
+    _outputs = outputs
+
+
 def _log_path(stage: str) -> Path:
     folder = Path(".dvc/tmp") if Path(".dvc").is_dir() else Path(tempfile.gettempdir())
     return folder / f"ae-compare-{stage.replace('@', '-')}.log"
 
 
 def _interrupt_message() -> str:
-    from stages.common import atomic
-
-    outputs = atomic.CURRENT
+    outputs = _outputs
     if outputs is None or not outputs.written:
         return "interrupted; no output was written, earlier outputs are unchanged"
     if not outputs.pending:
@@ -39,26 +48,23 @@ def _interrupt_message() -> str:
 
 
 def _discard_temporaries() -> None:
-    from stages.common import atomic
-
-    if atomic.CURRENT is not None:
-        atomic.CURRENT.discard()
+    if _outputs is not None:
+        _outputs.discard()
 
 
 def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run_stage(main: Callable[[list[str]], None]) -> None:
-    """Run a stage's `main(argv)`; every failure becomes one line on stderr and a non-zero exit."""
-    stage = "@".join([Path(sys.argv[0]).stem, *sys.argv[1:2]])
-    # Ctrl-C and SIGTERM during start-up were handled by stages/__init__.py; from here
-    # on they unwind through the stage, so temporaries are removed.
+def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str]) -> None:
+    """Run a stage's (or tool's) `main(argv)`; every failure becomes one line on stderr and a non-zero exit."""
+    stage = "@".join([name, *argv[:1]])
+    # From here on Ctrl-C and SIGTERM unwind through the stage, so temporaries are removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         try:
-            main(sys.argv[1:])
+            main(argv)
         finally:
             _discard_temporaries()
     except PipelineError as err:

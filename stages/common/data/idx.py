@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common.data.datasets import IMAGE_SIDE, N_CLASSES
 from stages.common.errors import PipelineError
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
-IMAGE_SIDE = 28
-N_CLASSES = 10
 
 
 def file_digests(path: str | os.PathLike) -> tuple[str, str]:

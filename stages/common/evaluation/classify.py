@@ -5,10 +5,9 @@ scikit-learn's SVC (libsvm) fits and predicts on one core. Two ways to use the r
   on every core; same model class and parameters, accuracy equal to libsvm's within
   0.1 point (measured in benchmarks/). It predicts on one thread: oneDAL's threaded
   prediction sums the kernel terms in an order that changes from call to call once
-  there are some thousands of support vectors, and a label near a tie flips with it
-  (one model fitted on the Fashion-MNIST Stacked AE latents scored 81.83, 81.84 or
-  81.86%). One thread repeats exactly, at about twice the prediction time (1 -> 2 s
-  on the latents, 5 -> 11 s on the raw pixels); the fit repeats on every core.
+  there are some thousands of support vectors, and a label near a tie flips with it,
+  so one model scored differently from call to call. One thread repeats exactly, at
+  about twice the prediction time (docs/guarantees.md); the fit repeats on every core.
 - `sklearn`: libsvm itself, fit on one core, prediction split into row blocks run in
   threads (libsvm releases the GIL), which gives exactly the labels of one call.
 """
@@ -23,8 +22,6 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-
-from stages.common.params import SVM_IMPLEMENTATIONS
 
 RESULT_KEYS = ("accuracy", "macro_f1")
 
@@ -47,7 +44,7 @@ def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "s
     elif implementation == "sklearn":
         svc = SVC(kernel=kernel, C=C, gamma=gamma)
     else:
-        raise ValueError(f"unknown SVM implementation {implementation!r}; known: {', '.join(SVM_IMPLEMENTATIONS)}")
+        raise ValueError(f"unknown SVM implementation {implementation!r}; known: sklearnex, sklearn")
     return make_pipeline(StandardScaler(), svc) if scale else svc
 
 
@@ -91,7 +88,7 @@ def fit_and_score(
     """
     model = make_svm(kernel, C, gamma, scale, implementation)
     # libsvm works in float64; oneDAL also in float32, which halves the memory of
-    # the raw-pixel baseline (60,000 x 784) and its copies.
+    # the raw-pixel baseline and its copies.
     dtype = np.float64 if implementation == "sklearn" else np.float32
     x_train, x_test = np.asarray(x_train, dtype=dtype), np.asarray(x_test, dtype=dtype)
     started = time.perf_counter()

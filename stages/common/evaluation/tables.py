@@ -6,7 +6,7 @@ Pure functions over already-loaded metrics dicts, so they are testable on made-u
 """
 from __future__ import annotations
 
-from stages.common.catalogue import CATALOGUE, display_name
+from stages.common.models.catalogue import CATALOGUE, display_name
 
 BASELINES = (("pixels", "raw pixels (baseline)"), ("pca", "PCA (baseline)"))
 

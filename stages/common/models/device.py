@@ -77,10 +77,9 @@ def seed_everything(seed: int) -> None:
     flush denormal floats to zero on the CPU.
 
     Denormals (below 1.2e-38) appear as training converges, in gradients and in Adam's
-    second moments, and x86 CPUs compute with them up to a hundred times slower: the
-    epochs after the first took 1.5-2x as long (Stacked AE 3.8 s, then 7.0-7.8 s).
-    Flushing them changes nothing visible, and every torch stage does it, so the
-    arithmetic is the same in each.
+    second moments, and x86 CPUs compute with them up to a hundred times slower, so
+    the epochs after the first slowed down. Flushing them changes nothing visible,
+    and every torch stage does it, so the arithmetic is the same in each.
     """
     torch.set_flush_denormal(True)
     # cuBLAS needs this set before its first use to be deterministic.
@@ -96,7 +95,7 @@ def use_deterministic_algorithms() -> None:
     """torch.use_deterministic_algorithms(True, warn_only=True), less its import of torch._inductor.
 
     The public call also sets the flag of torch's compiler, importing it to do so:
-    1.4 s of start-up in every torch stage, for a compiler no stage uses. The flag
+    more than a second of start-up in every torch stage, for a compiler no stage uses. The flag
     the kernels read is set the same way (torch.are_deterministic_algorithms_enabled()
     says so, and the tests check it).
     """

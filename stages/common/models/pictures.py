@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stages.common.data.sampling import first_per_class
 from stages.common.errors import PipelineError
-from stages.common.figures import image_grid
-from stages.common.sampling import first_per_class
+from stages.common.outputs.charts import image_grid
 
 N_SHOWN = 10
 N_SAMPLES = 40
@@ -52,7 +52,7 @@ def denoising_figure(model, x_test: torch.Tensor, noisy_test: torch.Tensor, labe
 @torch.no_grad()
 def samples_figure(model, x_train: torch.Tensor, batch_size: int, seed: int, name: str):
     """New images decoded from latents drawn as the model's `sample_latents` says."""
-    from stages.common.training import encode_all
+    from stages.common.models.training import encode_all
 
     model.eval()
     z_train = torch.from_numpy(encode_all(model, x_train[:5000], batch_size))

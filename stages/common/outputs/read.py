@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.errors import PipelineError
-from stages.common.layout import prepared_path
+from stages.common.outputs.layout import prepared_path
 
 # What can go wrong reading a damaged .npz: a short zip, bad pickle data, bad arrays.
 DAMAGE = (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile)
@@ -40,9 +40,9 @@ def read_npz(path: str | os.PathLike, keys: tuple[str, ...], stage: str) -> dict
         raise damaged(path, stage, f"damaged ({type(err).__name__})") from None
 
 
-def load_prepared(split: str, folder: Path | None = None) -> dict:
+def load_prepared(split: str) -> dict:
     """One prepared split: uint8 images (n, 28, 28), uint8 labels (n,), class_names."""
-    path = prepared_path(split) if folder is None else Path(folder) / f"{split}.npz"
+    path = prepared_path(split)
     data = read_npz(path, ("images", "labels", "class_names"), "prepare")
     images, labels = data["images"], data["labels"]
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):

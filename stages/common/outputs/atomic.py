@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.errors import PipelineError
+from stages.common.errors import PipelineError, track_outputs
 
 TMP_MARK = ".tmp-"
 
@@ -222,16 +222,6 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json_text(obj))
 
 
-def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    write_bytes(path, npz_bytes(**arrays))
-
-
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Save a matplotlib figure atomically, without metadata that varies between runs."""
-    path = Path(path)
-    write_bytes(path, figure_bytes(fig, path.suffix.lstrip(".") or "png", dpi))
-
-
 # --------------------------------------------------------------------------- output sets
 class OutputSet:
     """All outputs of one stage, staged as temporaries and renamed into place together.
@@ -244,13 +234,12 @@ class OutputSet:
     """
 
     def __init__(self, paths: list[str | os.PathLike]):
-        global CURRENT
         self.paths = [Path(p) for p in paths]
         self.staged: dict[Path, Path] = {}
         self.written: list[Path] = []
         for path in self.paths:
             check_writable(path)
-        CURRENT = self
+        track_outputs(self)
 
     def _stage(self, path: Path, data: bytes) -> None:
         path = Path(path)
@@ -336,11 +325,6 @@ def _signals_held():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         if received:
             signal.raise_signal(received[0])
-
-
-# The output set of the running stage: errors.run_stage discards its temporaries on
-# failure and names what was written when interrupted.
-CURRENT: OutputSet | None = None
 
 
 def check_writable(path: Path) -> None:

@@ -3,17 +3,18 @@
 Every model maps a batch of 1x28x28 images in [0, 1] to a latent of `latent_dim`
 with `encode()` and back to 1x28x28 with `decode()`, and owns its training
 objective in `loss_function()`. Which models exist, and their names, is the
-catalogue's business (`stages.common.catalogue`); `build_model` reads it.
+catalogue's business (`stages.common.models.catalogue`); `build_model` reads it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.common.catalogue import ARCH_IDS, CATALOGUE
-
-NOISES = ("gaussian", "masking")
+from stages.common.models.catalogue import ARCH_IDS, CATALOGUE
+from stages.common.settings import NOISES, one_of, positive, setting
 
 
 class Autoencoder(nn.Module):
@@ -59,7 +60,7 @@ class Autoencoder(nn.Module):
 class SuperResAE(Autoencoder):
     """Encodes a 14x14 bilinear downsample of the image; decodes to the full 28x28."""
 
-    def __init__(self, latent_dim: int = 64):
+    def __init__(self, latent_dim: int):
         super().__init__()
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1), nn.ReLU(),
@@ -105,7 +106,7 @@ def conv_decoder(latent_dim: int) -> nn.Sequential:
 class ConvAE(Autoencoder):
     """Strided convolutions with batch norm down to 128x7x7, one linear layer to the latent."""
 
-    def __init__(self, latent_dim: int = 64):
+    def __init__(self, latent_dim: int):
         super().__init__()
         self.encoder = nn.Sequential(*conv_encoder_body(), nn.Linear(128 * 7 * 7, latent_dim))
         self.decoder = conv_decoder(latent_dim)
@@ -114,7 +115,7 @@ class ConvAE(Autoencoder):
 class StackedAE(Autoencoder):
     """Fully connected 784-512-256-128-latent and back."""
 
-    def __init__(self, latent_dim: int = 64):
+    def __init__(self, latent_dim: int):
         super().__init__()
         self.encoder = nn.Sequential(
             nn.Flatten(),
@@ -143,6 +144,15 @@ def bernoulli_nll(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Te
     return -(target * log_p + (1 - target) * log_not_p).sum()
 
 
+@dataclass(frozen=True)
+class VAESettings:
+    """models.vae: the Variational AE's objective."""
+
+    beta: float = setting(positive(1e6), "weight of the KL term: loss = reconstruction + beta * KL")
+    reconstruction: str = setting(one_of("bce", "mse"),
+                                  "bce (Bernoulli likelihood, summed over pixels) or mse (summed squared error)")
+
+
 class ConvVAE(Autoencoder):
     """A convolutional VAE: the Conv AE's layers, the encoder giving a mean and a log-variance.
 
@@ -153,7 +163,7 @@ class ConvVAE(Autoencoder):
 
     sampling = "the prior N(0, I)"
 
-    def __init__(self, latent_dim: int = 64, beta: float = 1.0, reconstruction: str = "bce"):
+    def __init__(self, latent_dim: int, beta: float, reconstruction: str):
         super().__init__()
         self.latent_dim, self.beta, self.reconstruction = latent_dim, beta, reconstruction
         self.encoder = nn.Sequential(*conv_encoder_body(), nn.Linear(128 * 7 * 7, 2 * latent_dim))
@@ -205,10 +215,9 @@ def corrupt(x: torch.Tensor, noise: str, noise_std: float, mask_fraction: float,
 
 
 class DenoisingAE(ConvAE):
-    """The Conv AE's layers, trained to map a corrupted image to the clean one."""
+    """The Conv AE's layers, trained to map a corrupted image to the clean one (settings: NoiseSettings)."""
 
-    def __init__(self, latent_dim: int = 64, noise: str = "gaussian", noise_std: float = 0.3,
-                 mask_fraction: float = 0.3):
+    def __init__(self, latent_dim: int, noise: str, noise_std: float, mask_fraction: float):
         super().__init__(latent_dim)
         self.noise, self.noise_std, self.mask_fraction = noise, noise_std, mask_fraction
 
@@ -218,16 +227,16 @@ class DenoisingAE(ConvAE):
         return loss, {"mse": loss}
 
 
-def build_model(arch: str, latent_dim: int, options: dict | None = None) -> Autoencoder:
+def build_model(arch: str, latent_dim: int, settings: dict | None = None) -> Autoencoder:
     """Construct catalogue architecture `arch` with a latent of `latent_dim`.
 
-    `options`: the keyword arguments of its constructor (its params.yaml section).
+    `settings`: the keyword arguments of its constructor (its models.<arch> entry).
     """
     try:
         entry = CATALOGUE[arch]
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCH_IDS)}") from None
-    return entry.model_class()(latent_dim, **(options or {}))
+    return entry.model_class()(latent_dim, **(settings or {}))
 
 
 def count_params(module: nn.Module) -> int:

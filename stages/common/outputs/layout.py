@@ -1,13 +1,7 @@
-"""Where each stage's inputs and outputs live, and the <arch> argument of per-architecture stages.
-
-Kept free of torch so that the stages which do not train can import it cheaply.
-"""
+"""Where each stage's inputs and outputs live."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from stages.common.catalogue import ARCH_IDS
-from stages.common.errors import PipelineError
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
@@ -45,10 +39,3 @@ def run_path(kind: str, name: str) -> Path:
 def plot_path(kind: str, name: str, suffix: str = "png") -> Path:
     """plots/<kind>/<name>.<suffix>, e.g. plots/confusion/conv.png."""
     return PLOTS_DIR / kind / f"{name}.{suffix}"
-
-
-def parse_arch(argv: list[str], stage: str) -> str:
-    """The single <arch> argument of a per-architecture stage."""
-    if len(argv) != 1 or argv[0] not in ARCH_IDS:
-        raise PipelineError(f"usage: python -m stages.{stage} <arch>, arch one of {', '.join(ARCH_IDS)}; got {argv}")
-    return argv[0]

@@ -1,6 +1,6 @@
 """Matplotlib figures of the pipeline: reconstructions, t-SNE scatter, confusion matrix, comparisons.
 
-Functions return a Figure; the caller saves it with `atomic.save_figure`.
+Functions return a Figure; the stage hands it to its `OutputSet.figure`.
 """
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ import numpy as np  # noqa: E402
 
 # Fixed so that plots are byte-identical between runs and machines with other settings.
 plt.rcParams.update({"font.family": "DejaVu Sans", "svg.hashsalt": "ae-compare", "figure.max_open_warning": 0})
-
-
-def reconstructions(originals: np.ndarray, reconstructed: np.ndarray, title: str):
-    """Originals in the top row, reconstructions below; both (n, 28, 28) in [0, 1]."""
-    n = len(originals)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.0, 2.3), squeeze=False)
-    for row, images in enumerate((originals, reconstructed)):
-        for col in range(n):
-            ax = axes[row][col]
-            ax.imshow(images[col], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[row][0].set_ylabel(("original", "reconstructed")[row], fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def image_grid(rows: list, row_labels: list, title: str, column_labels: list | None = None):

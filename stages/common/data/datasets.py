@@ -12,6 +12,10 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FILE_NAMES = tuple(name for pair in SPLIT_FILES.values() for name in pair)
+# Both datasets: ten classes of 28 x 28 grey images.
+N_CLASSES = 10
+IMAGE_SIDE = 28
+PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
 
 @dataclass(frozen=True)

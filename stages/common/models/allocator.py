@@ -27,12 +27,10 @@ def _mallopt():
 def keep_freed_memory_for_reuse() -> bool:
     """Training: keep freed buffers in the heap for the next step; True where glibc took it.
 
-    Fixes the mmap threshold at its maximum (a step's activations, up to 6 MB here,
-    come from the heap from the first step on) and never trims the heap. Training the
-    Conv AE on 20,000 Fashion-MNIST images took 1.17 million page faults and 2.7 s of
-    system time without this, 44,000 and 0.2 s with it; its peak memory went from
-    1.05 to 1.10 GB, as freed memory is kept (up to 170 MB more in the full
-    Fashion-MNIST train stages).
+    Fixes the mmap threshold at its maximum (a step's activations, a few MB, then come
+    from the heap from the first step on) and never trims the heap, so a step reuses
+    the pages of the last instead of faulting in new ones. It costs the memory kept
+    (docs/speed.md has the figures).
     """
     mallopt = _mallopt()
     if mallopt is None:
@@ -46,12 +44,11 @@ def keep_large_buffers_off_heap(threshold_bytes: int = 4 << 20) -> bool:
     """Encoding: serve every allocation above `threshold_bytes` by mmap, returned to the OS on free.
 
     glibc raises its mmap threshold each time a large block is freed, after which
-    torch's per-batch buffers come from the heap and fragment it: encoding the 60,000
-    Fashion-MNIST training images with the Conv AE in batches of 1024 then peaked at
-    2.3 GB instead of 0.9 GB. A fixed threshold (what MALLOC_MMAP_THRESHOLD_ sets)
-    stops that. Training uses `keep_freed_memory_for_reuse` instead: its batches of
-    128 do not fragment the heap, and mmap-ing the Super-Resolution AE's 6 MB
-    activations cost 20% of its epoch time.
+    torch's large per-batch buffers come from the heap and fragment it, and encoding a
+    full split peaked at more than twice the memory. A fixed threshold (what
+    MALLOC_MMAP_THRESHOLD_ sets) stops that. Training uses `keep_freed_memory_for_reuse`
+    instead: its small batches do not fragment the heap, and mmap-ing every step's
+    activations would slow each step.
     """
     mallopt = _mallopt()
     return bool(mallopt and mallopt(M_MMAP_THRESHOLD, threshold_bytes))

@@ -17,8 +17,8 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stages.common.atomic import atomic_path
 from stages.common.errors import PipelineError
+from stages.common.outputs.atomic import atomic_path
 
 CHUNK_BYTES = 1 << 16
 # HTTP statuses worth retrying on the same mirror; anything else moves to the next one.

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common.device import autocast
+from stages.common.models.device import autocast
 
 PIXELS = 28 * 28
 
@@ -38,7 +38,7 @@ def to_float_images(images_u8: np.ndarray, device: torch.device) -> torch.Tensor
 def fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
     """Put a convolutional model's weights in the memory layout its device runs fastest."""
     if device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        # oneDNN's CPU convolutions run about 15% faster on NHWC weights (benchmarks/speed.py).
+        # oneDNN's CPU convolutions run faster on NHWC weights (benchmarks/speed.py measures it).
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -46,9 +46,9 @@ def fast_layout(model: nn.Module, device: torch.device) -> nn.Module:
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam with torch's fused kernel where the device has one (the same update, one pass per step).
 
-    On a 2-core CPU the fused step made the Stacked AE's training step 1.3x faster and
-    the Conv AE's 5% (benchmarks/profile_step.py); its rounding differs from the
-    per-parameter loop in the last bits, and it is as deterministic.
+    It saves a pass over the parameters per step, which matters most for the fully
+    connected models (benchmarks/profile_step.py --adam measures it); its rounding
+    differs from the per-parameter loop in the last bits, and it is as deterministic.
     """
     try:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)

@@ -1,0 +1,1 @@
+"""Reading the data: the datasets known, IDX files, downloads and class-balanced sampling."""

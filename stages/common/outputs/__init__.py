@@ -1,0 +1,1 @@
+"""What stages read and write: paths, atomic output sets, readers of earlier outputs, charts, progress."""
