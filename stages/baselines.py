@@ -5,7 +5,8 @@ Usage: python -m stages baselines pixels|pca
 `pixels` scores the SVM on the 784 raw pixels scaled to [0, 1]; `pca` on a PCA
 projection with train.latent_dim components, fitted on the training images. Both
 train on at most baselines.train_limit images (class-balanced). Writes
-metrics/svm_<features>.json (the latent SVMs' result keys) and metrics/run/svm_<features>.json.
+metrics/svm_<features>.json (the latent SVMs' result keys), metrics/run/svm_<features>.json
+and data/predictions/<features>.npz.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 from stages.common.data.sampling import balanced_indices
 from stages.common.errors import PipelineError
 from stages.common.outputs.atomic import OutputSet
-from stages.common.outputs.layout import metrics_path, run_path
+from stages.common.outputs.layout import metrics_path, predictions_path, run_path
 from stages.common.outputs.read import load_prepared
 from stages.common.outputs.usage import peak_rss_mb
 from stages.common.settings import as_kwargs, read
@@ -37,10 +38,11 @@ def main(argv: list[str]) -> None:
     features = argv[0]
     params = read(PARAMS)
     baselines = params["baselines"]
-    outputs = OutputSet([metrics_path("svm", features), run_path("svm", features)])
+    outputs = OutputSet([metrics_path("svm", features), run_path("svm", features), predictions_path(features)])
     if not baselines.enabled:
         outputs.json(metrics_path("svm", features), {})
         outputs.json(run_path("svm", features), {"enabled": False})
+        outputs.npz(predictions_path(features), predicted=np.zeros(0, np.uint8), y_test=np.zeros(0, np.uint8))
         outputs.commit()
         print(f"baselines {features}: disabled (baselines.enabled is false)")
         return
@@ -65,10 +67,12 @@ def main(argv: list[str]) -> None:
 
     from stages.common.evaluation.classify import fit_and_score, split_metrics
 
-    metrics, _ = fit_and_score(x_train, y_train, x_test, y_test, len(train["class_names"]), **as_kwargs(params["svm"]))
+    metrics, predicted = fit_and_score(x_train, y_train, x_test, y_test, len(train["class_names"]),
+                                       **as_kwargs(params["svm"]))
     results, facts = split_metrics(metrics)
     outputs.json(metrics_path("svm", features), results)
     outputs.json(run_path("svm", features), {**facts, **extra, "peak_rss_mb": peak_rss_mb()})
+    outputs.npz(predictions_path(features), predicted=predicted.astype(np.uint8), y_test=y_test)
     outputs.commit()
     print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")

@@ -11,12 +11,12 @@ import matplotlib.image
 import pandas as pd
 
 from stages.common.errors import PipelineError
-from stages.common.evaluation.tables import BASELINES, loss_rows, markdown
+from stages.common.evaluation.tables import BASELINES, baseline_tests, loss_rows, markdown
 from stages.common.models.catalogue import CATALOGUE, display_name
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.charts import image_stack, loss_curves, tsne_scatter
-from stages.common.outputs.layout import PLOTS_DIR, metrics_path, plot_path, run_path
-from stages.common.outputs.read import read_csv, read_json
+from stages.common.outputs.layout import PLOTS_DIR, metrics_path, plot_path, predictions_path, run_path
+from stages.common.outputs.read import load_predictions, read_csv, read_json
 from stages.common.settings import read
 
 RESULT_KINDS = ("train", "tsne", "svm")
@@ -52,6 +52,13 @@ def main(argv: list[str]) -> None:
     facts = {kind: {a: read_json(run_path(kind, a), f"{kind}@{a}") for a in archs} for kind in FACT_KINDS}
     baselines = {name: (read_json(metrics_path("svm", name), f"baselines@{name}"),
                         read_json(run_path("svm", name), f"baselines@{name}")) for name, _ in BASELINES}
+    enabled = [name for name, _ in BASELINES if baselines[name][1].get("enabled")]
+    stages = {**{a: f"svm@{a}" for a in archs}, **{name: f"baselines@{name}" for name in enabled}}
+    predictions = {name: load_predictions(predictions_path(name), stage) for name, stage in stages.items()}
+    if len({len(p["y_test"]) for p in predictions.values()}) > 1:
+        raise PipelineError("data/predictions/: the SVMs were scored on different test sets; "
+                            "rerun them: dvc repro svm baselines")
+    tests = baseline_tests(archs, predictions, enabled)
     histories = {a: read_csv(plot_path("loss", a, "csv"), f"train@{a}") for a in archs}
     points = {a: read_csv(plot_path("tsne", a, "csv"), f"tsne@{a}") for a in archs}
 
@@ -70,7 +77,7 @@ def main(argv: list[str]) -> None:
                                 f"rerun its stage: dvc repro -f train@{a}") from None
     outputs.figure(COMPARE / "reconstructions.png", image_stack(images))
     outputs.figure(COMPARE / "tsne.png", tsne_comparison(points))
-    outputs.text(PLOTS_DIR / "report.md", markdown(archs, params["data.dataset"], results, facts, baselines))
+    outputs.text(PLOTS_DIR / "report.md", markdown(archs, params["data.dataset"], results, facts, baselines, tests))
     outputs.commit()
     print(f"report: {PLOTS_DIR / 'report.md'}")
 

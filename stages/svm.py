@@ -3,14 +3,16 @@
 Usage: python -m stages svm <arch>
 
 Fits SVC(kernel=svm.kernel, C=svm.C, gamma=svm.gamma) on all train latents, scores
-it on all test latents. Writes metrics/svm_<arch>.json (accuracy, macro F1),
-metrics/run/svm_<arch>.json (sizes, times, memory) and plots/confusion/<arch>.png.
+it on all test latents. Writes metrics/svm_<arch>.json (accuracy with its Wilson 95%
+interval over the test images, macro F1), metrics/run/svm_<arch>.json (sizes, times,
+memory), plots/confusion/<arch>.png and data/predictions/<arch>.npz (the predicted
+test labels, for the report's paired tests against the baselines).
 """
 from __future__ import annotations
 
 from stages.common.models.catalogue import display_name, parse_arch
 from stages.common.outputs.atomic import OutputSet
-from stages.common.outputs.layout import latents_path, metrics_path, plot_path, run_path
+from stages.common.outputs.layout import latents_path, metrics_path, plot_path, predictions_path, run_path
 from stages.common.outputs.read import load_latents
 from stages.common.outputs.usage import peak_rss_mb
 from stages.common.settings import as_kwargs, read
@@ -21,19 +23,22 @@ PARAMS = ("svm",)
 def main(argv: list[str]) -> None:
     arch = parse_arch(argv, "svm")
     params = read(PARAMS)
-    outputs = OutputSet([metrics_path("svm", arch), run_path("svm", arch), plot_path("confusion", arch)])
+    outputs = OutputSet([metrics_path("svm", arch), run_path("svm", arch), plot_path("confusion", arch),
+                         predictions_path(arch)])
     latents = load_latents(latents_path(arch), arch)
     class_names = [str(c) for c in latents["class_names"]]
 
-    from stages.common.evaluation.classify import fit_and_score, split_metrics
+    from stages.common.evaluation.classify import confusion, fit_and_score, split_metrics
 
-    metrics, confusion = fit_and_score(latents["z_train"], latents["y_train"], latents["z_test"], latents["y_test"],
+    metrics, predicted = fit_and_score(latents["z_train"], latents["y_train"], latents["z_test"], latents["y_test"],
                                        len(class_names), **as_kwargs(params["svm"]))
     from stages.common.outputs.charts import confusion_figure
 
     title = f"{display_name(arch)} latents: SVM accuracy {metrics['accuracy']:.2%}"
     results, facts = split_metrics(metrics)
-    outputs.figure(plot_path("confusion", arch), confusion_figure(confusion, class_names, title))
+    matrix = confusion(latents["y_test"], predicted, len(class_names))
+    outputs.figure(plot_path("confusion", arch), confusion_figure(matrix, class_names, title))
+    outputs.npz(predictions_path(arch), predicted=predicted.astype("uint8"), y_test=latents["y_test"])
     outputs.json(metrics_path("svm", arch), results)
     outputs.json(run_path("svm", arch), {**facts, "peak_rss_mb": peak_rss_mb()})
     outputs.commit()

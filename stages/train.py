@@ -15,13 +15,21 @@ import time
 import torch
 
 from stages.common.errors import PipelineError
+from stages.common.evaluation.statistics import standard_error
 from stages.common.models.allocator import keep_freed_memory_for_reuse
 from stages.common.models.catalogue import CATALOGUE, display_name, parse_arch
 from stages.common.models.checkpoint import ModelSpec, checkpoint_bytes
 from stages.common.models.device import check_precision, resolve_device, seed_everything, set_threads
 from stages.common.models.nets import corrupt, param_counts
 from stages.common.models.pictures import denoising_figure, interpolation_figure, reconstruction_figure, samples_figure
-from stages.common.models.training import EpochResult, TrainingDiverged, evaluate_mse, fit, to_float_images
+from stages.common.models.training import (
+    EpochResult,
+    TrainingDiverged,
+    evaluate_mse,
+    fit,
+    per_image_mse,
+    to_float_images,
+)
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import metrics_path, model_path, plot_path, run_path
 from stages.common.outputs.progress import EpochBars
@@ -82,6 +90,7 @@ def main(argv: list[str]) -> None:
     noisy_test = corrupt(x_test.cpu(), noise.noise, noise.noise_std, noise.mask_fraction,
                          torch.Generator().manual_seed(seed)).to(device)
     denoise_mse = evaluate_mse(model, noisy_test, encode_batch, target=x_test)
+    test_mse_se = standard_error(per_image_mse(model, x_test, encode_batch))
     last = history[-1]
     name = display_name(arch)
     labels, class_names = test_split["labels"], [str(c) for c in test_split["class_names"]]
@@ -97,6 +106,7 @@ def main(argv: list[str]) -> None:
     outputs.json(metrics_path("train", arch), {
         "train_loss": round(last.train_loss, 8),
         "test_mse": round(last.test_mse, 8),
+        "test_mse_se": round(test_mse_se, 8),
         "denoise_mse": round(denoise_mse, 8),
         **{part: round(value, 6) for part, value in last.parts.items() if part != "mse"},
     })

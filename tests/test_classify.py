@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
+from stages.common.evaluation import classify
 from stages.common.evaluation.classify import fit_and_score, make_svm, parallel_predict, predict_reproducibly
 
 SVM = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "n_jobs": 2}
@@ -44,10 +45,12 @@ def test_sklearnex_prediction_repeats_exactly():
 def test_metrics_and_confusion(implementation):
     x, y = blobs(400, 0)
     x_test, y_test = blobs(200, 1)
-    metrics, confusion = fit_and_score(x, y, x_test, y_test, 5, implementation=implementation, **SVM)
+    metrics, predicted = fit_and_score(x, y, x_test, y_test, 5, implementation=implementation, **SVM)
+    confusion = classify.confusion(y_test, predicted, 5)
     assert confusion.shape == (5, 5) and confusion.sum() == 200 and confusion[4].sum() == 0
     assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / 200)
     assert 0.5 < metrics["accuracy"] <= 1.0
+    assert metrics["accuracy_ci_low"] < metrics["accuracy"] <= metrics["accuracy_ci_high"]
     assert (metrics["n_train"], metrics["n_test"], metrics["n_features"]) == (400, 200, 8)
     assert metrics["fit_seconds"] >= 0 and metrics["predict_seconds"] >= 0
 

@@ -37,7 +37,7 @@ DETERMINISTIC = ["data/prepared/train.npz", "data/prepared/test.npz", "data/mode
                  "data/latents/vae.npz", "plots/loss/vae.csv", "plots/loss/denoising.csv", "plots/tsne/vae.csv",
                  "plots/tsne/denoising.csv", "metrics/train_vae.json", "metrics/train_denoising.json",
                  "metrics/tsne_vae.json", "metrics/tsne_denoising.json", "metrics/svm_vae.json",
-                 "plots/confusion/vae.png"]
+                 "plots/confusion/vae.png", "data/predictions/vae.npz"]
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -83,7 +83,8 @@ def test_every_output_is_written(repo):
     facts = json.loads((repo / "metrics/run/train_stacked.json").read_text())
     assert facts["params_total"] == 1_149_520 and facts["epochs"] == 1 and facts["n_train"] == 1000
     vae = json.loads((repo / "metrics/train_vae.json").read_text())
-    assert set(vae) == {"train_loss", "test_mse", "denoise_mse", "kl", "reconstruction"}
+    assert set(vae) == {"train_loss", "test_mse", "test_mse_se", "denoise_mse", "kl", "reconstruction"}
+    assert 0 < vae["test_mse_se"] < vae["test_mse"]
     assert vae["train_loss"] == pytest.approx(vae["reconstruction"] + vae["kl"], rel=1e-5)
     tsne = (repo / "plots/tsne/conv.csv").read_text().splitlines()
     assert tsne[0] == "x,y,label,class" and len(tsne) == 101
@@ -95,7 +96,9 @@ def test_metrics_show_lists_results_only(repo):
     keys = set()
     for arch in ARCHS:
         assert {"test_mse", "train_loss", "denoise_mse"} <= set(files[f"metrics/train_{arch}.json"]["data"])
-        assert set(files[f"metrics/svm_{arch}.json"]["data"]) == {"accuracy", "macro_f1"}
+        svm = files[f"metrics/svm_{arch}.json"]["data"]
+        assert set(svm) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1"}
+        assert svm["accuracy_ci_low"] < svm["accuracy"] < svm["accuracy_ci_high"]
         assert set(files[f"metrics/tsne_{arch}.json"]["data"]) == {"trustworthiness"}
     for entry in files.values():
         keys |= set(entry["data"])

@@ -1,24 +1,30 @@
 """The comparison report, built from small made-up metrics."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from stages.common.evaluation.tables import loss_rows, markdown, ranks
+from stages.common.evaluation.tables import baseline_tests, loss_rows, markdown
 
 ARCHS = ["superres", "conv", "stacked", "vae", "denoising"]
 
 
+def svm(accuracy: float, f1: float) -> dict:
+    return {"accuracy": accuracy, "accuracy_ci_low": accuracy - 0.006, "accuracy_ci_high": accuracy + 0.005,
+            "macro_f1": f1}
+
+
 def made_up():
     def train(mse, **extra):
-        return {"train_loss": mse * 1.1, "test_mse": mse, "denoise_mse": mse * 2, **extra}
+        return {"train_loss": mse * 1.1, "test_mse": mse, "test_mse_se": mse / 100, "denoise_mse": mse * 2, **extra}
 
     results = {
         "train": {"superres": train(0.007), "conv": train(0.002), "stacked": train(0.015),
                   "vae": train(0.02, kl=25.5, reconstruction=80.25), "denoising": train(0.003)},
         "tsne": {arch: {"trustworthiness": 0.95} for arch in ARCHS},
-        "svm": {arch: {"accuracy": 0.97, "macro_f1": 0.96} for arch in ARCHS},
+        "svm": {arch: svm(0.97, 0.96) for arch in ARCHS},
     }
-    results["svm"]["conv"] = {"accuracy": 0.9878, "macro_f1": 0.98}
+    results["svm"]["conv"] = svm(0.9878, 0.98)
     run_train = {"params_encoder": 10, "params_decoder": 20, "params_total": 30, "epochs": 5, "n_train": 8000,
                  "n_test": 2000, "device": "cpu", "precision": "fp32", "seconds_per_epoch": 1.5, "seconds": 7.5}
     facts = {
@@ -31,26 +37,43 @@ def made_up():
     return results, facts
 
 
-BASELINES = {"pixels": ({"accuracy": 0.9792, "macro_f1": 0.979},
+BASELINES = {"pixels": (svm(0.9792, 0.979),
                         {"enabled": True, "n_train": 8000, "n_features": 784}),
              "pca": ({}, {"enabled": False})}
 
 
-def test_ranks():
-    assert ranks({"a": 0.3, "b": 0.1, "c": 0.2}) == {"a": 3, "b": 1, "c": 2}
+def predictions(correct: int, n: int = 200) -> dict:
+    y = np.arange(n) % 10
+    predicted = y.copy()
+    predicted[correct:] = (y[correct:] + 1) % 10
+    return {"predicted": predicted, "y_test": y}
+
+
+def test_baseline_tests_are_mcnemar_holm_corrected_with_a_verdict():
+    found = {"conv": predictions(200), "stacked": predictions(150), "vae": predictions(182), "pixels": predictions(180)}
+    rows = baseline_tests(["conv", "stacked", "vae"], found, ["pixels"])
+    verdicts = {r["arch"]: r["verdict"] for r in rows}
+    assert verdicts == {"conv": "latents better", "stacked": "baseline better", "vae": "no significant difference"}
+    conv = rows[0]
+    assert (conv["only_latents"], conv["only_baseline"]) == (20, 0)
+    assert conv["p_holm"] == min(1.0, 2 * conv["p"])  # the second smallest of three p-values, times 2
+    assert baseline_tests(["conv"], found, []) == []
 
 
 def test_every_row_and_figure_present():
     results, facts = made_up()
-    page = markdown(ARCHS, "mnist", results, facts, BASELINES)
+    tests = baseline_tests(ARCHS, {name: predictions(190) for name in [*ARCHS, "pixels"]}, ["pixels"])
+    page = markdown(ARCHS, "mnist", results, facts, BASELINES, tests)
     for name in ("Super-Resolution AE", "Convolutional AE", "Stacked AE", "Variational AE", "Denoising AE"):
-        # reconstruction, t-SNE and size/time tables (and the variational terms for the VAE)
-        assert page.count(f"| {name} |") == (4 if name == "Variational AE" else 3)
+        # reconstruction, McNemar, t-SNE and size/time tables (and the variational terms for the VAE)
+        assert page.count(f"| {name} |") == (5 if name == "Variational AE" else 4)
         assert f"| {name} latents |" in page
-    assert "| raw pixels (baseline) | 97.92 |" in page
+    assert "| raw pixels (baseline) | 97.92 | 97.32–98.42 |" in page
     assert "| PCA (baseline) | not run (baselines.enabled: false) |" in page
-    assert "| Convolutional AE | 0.002200 | 0.002000 | 1 | 0.004000 | 0.002153 | 0.002096 |" in page
-    assert "| Variational AE | 0.022000 | 0.020000 | 5 | 0.040000 | – | – |" in page  # no reference figures
+    assert "| Convolutional AE | 0.002200 | 0.002000 ± 0.000020 | 0.004000 | 0.002153 | 0.002096 |" in page
+    assert "| Variational AE | 0.022000 | 0.020000 ± 0.000200 | 0.040000 | – | – |" in page  # no reference figures
+    assert "| Convolutional AE | raw pixels (baseline) | 0 | 0 | 1 | 1 | no significant difference |" in page
+    assert "rank" not in page and "best" not in page and "| **" not in page  # no winner named or bolded
     assert "| Variational AE | 80.250 | 25.500 |" in page
     for image in ("compare/loss.png", "compare/reconstructions.png", "compare/tsne.png", "samples/vae.png",
                   "denoising/denoising.png", "interpolation/conv.png"):
@@ -60,7 +83,7 @@ def test_every_row_and_figure_present():
 
 def test_report_follows_the_selected_architectures():
     results, facts = made_up()
-    page = markdown(["conv"], "fashion-mnist", results, facts, BASELINES)
+    page = markdown(["conv"], "fashion-mnist", results, facts, BASELINES, [])
     assert "Stacked AE" not in page and "Convolutional AE latents" in page
     assert "Variational terms" not in page
 

@@ -1,4 +1,4 @@
-"""`make sweep` end to end on tiny data: queued experiments, parallel workers, the report, a no-op rerun.
+"""`make sweep` end to end on tiny data: a seeds x latent-size grid, parallel workers, the report, reruns.
 
 Runs in a scratch git repository whose data.source is a relative, git-ignored folder
 (queued experiments run in a temporary copy and must still find it), with PATH
@@ -14,17 +14,17 @@ import sys
 
 from stages.common.models.device import usable_cores
 from tests.conftest import data_source_for_e2e
-from tests.stagerun import env, make_project, run, venv_path_hook_installed
+from tests.stagerun import env, make_project, run, set_params, venv_path_hook_installed
 
 
-def test_sweep_queues_one_experiment_per_latent_size_and_reports(tmp_path):
+def test_sweep_runs_the_seed_grid_reports_intervals_and_reruns_only_new_cells(tmp_path):
     repo = make_project(tmp_path / "repo", {
-        "archs": ["stacked"],
+        "archs": ["stacked", "superres"],
         "data": {"source": "data/src", "train_limit": 500, "test_limit": 100},
         "train": {"epochs": 1},
         "tsne": {"per_class": 5, "perplexity": 4},
-        "baselines": {"enabled": False},
-        "sweep": {"latent_dims": [2, 4], "jobs": 2},
+        "baselines": {"train_limit": 200},
+        "sweep": {"latent_dims": [4], "seeds": [1, 2], "jobs": 2},
     })
     shutil.copytree(data_source_for_e2e(tmp_path), repo / "data" / "src")
     (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "/data/src/\n")
@@ -34,20 +34,43 @@ def test_sweep_queues_one_experiment_per_latent_size_and_reports(tmp_path):
 
     path = "/usr/bin:/bin" if venv_path_hook_installed() else env()["PATH"]
     sweep_env = {**env(), "PATH": path}
-    first = subprocess.run([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env, capture_output=True,
-                           text=True, timeout=600)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    threads = max(1, usable_cores() // 2)
-    assert f"2 to run with 2 worker(s) of {threads} thread(s)" in first.stdout
-    with open(repo / "plots/sweep/results.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(int(r["latent_dim"]) for r in rows) == [2, 4]
-    assert all(r["architecture"] == "Stacked AE" and float(r["test_mse"]) > 0 for r in rows)
-    assert (repo / "plots/sweep/latent_size.png").stat().st_size > 10_000
-    report = (repo / "plots/sweep/report.md").read_text()
-    assert "| Stacked AE |" in report and "Wall time of this sweep" in report
 
-    again = subprocess.run([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env, capture_output=True,
-                           text=True, timeout=120)
-    assert again.returncode == 0, again.stderr
+    def sweep(timeout: int) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env, capture_output=True,
+                              text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    first = sweep(900)
+    threads = max(1, usable_cores() // 2)
+    assert f"2 cells (seeds x latent sizes); 2 to run with 2 worker(s) of {threads} thread(s)" in first.stdout
+    runs = read_csv(repo / "plots/sweep/runs.csv")
+    assert sorted({(r["seed"], r["latent_dim"]) for r in runs}) == [("1", "4"), ("2", "4")]
+    assert {r["name"] for r in runs} == {"stacked", "superres", "pixels", "pca"}
+    results = read_csv(repo / "plots/sweep/results.csv")
+    accuracy = {r["name"]: r for r in results if r["metric"] == "accuracy"}
+    assert set(accuracy) == {"stacked", "superres", "pixels", "pca"}
+    assert all(r["n"] == "2" for r in accuracy.values())
+    assert all(r["ci_low"] and float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"])
+               for r in accuracy.values() if r["name"] != "pixels")
+    comparisons = read_csv(repo / "plots/sweep/comparisons.csv")
+    assert len([c for c in comparisons if c["metric"] == "accuracy"]) == 6  # every pair of four
+    assert len([c for c in comparisons if c["metric"] == "test_mse"]) == 1
+    report = (repo / "plots/sweep/report.md").read_text()
+    assert "2 seed(s), 1 epoch each" in report and "Wall time of the sweep run that computed 2" in report
+    assert "(n=2, rank " in report and "| Stacked AE |" in report and "Holm" in report
+    assert (repo / "plots/sweep/latent_size.png").stat().st_size > 10_000
+
+    again = sweep(120)
     assert "0 to run" in again.stdout and "nothing to run" in again.stdout
+    assert "Wall time of the sweep run that computed 2" in (repo / "plots/sweep/report.md").read_text()
+
+    set_params(repo, {"sweep": {"seeds": [1, 2, 3]}})
+    third = sweep(900)
+    assert "3 cells (seeds x latent sizes); 1 to run" in third.stdout
+    assert "(n=3, rank " in (repo / "plots/sweep/report.md").read_text()
+
+
+def read_csv(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))

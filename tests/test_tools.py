@@ -1,24 +1,26 @@
 """tools/: the sweep report and the experiments table, from made-up `dvc exp show --json` output."""
 from __future__ import annotations
 
+from stages.common.evaluation.seeds import aggregate, compare, ranks
 from tools.exps import experiments, rows_of, table
-from tools.sweep import markdown, matches, rows
+from tools.sweep import cell_rows, finished_cells, markdown, matches
 
 
-def params(latent_dim: int, threads=1) -> dict:
-    return {"seed": 42, "data": {"dataset": "mnist"}, "train": {"latent_dim": latent_dim, "threads": threads,
-                                                                "epochs": 5}}
+def params(latent_dim: int, threads=1, seed=42) -> dict:
+    return {"seed": seed, "data": {"dataset": "mnist"}, "train": {"latent_dim": latent_dim, "threads": threads,
+                                                                  "epochs": 5}}
 
 
 def metrics(mse: float, acc: float) -> dict:
     return {f"metrics/{kind}_{arch}.json": {"data": values} for arch in ("conv", "vae") for kind, values in (
-        ("train", {"test_mse": mse}), ("svm", {"accuracy": acc}), ("tsne", {"trustworthiness": 0.99}))} | {
-        "metrics/svm_pca.json": {"data": {"accuracy": acc - 0.01}}}
+        ("train", {"test_mse": mse, "denoise_mse": 2 * mse}), ("svm", {"accuracy": acc}),
+        ("tsne", {"trustworthiness": 0.99}))} | {"metrics/svm_pca.json": {"data": {"accuracy": acc - 0.01}}}
 
 
-def revision(name: str, latent_dim: int, mse: float, acc: float, threads=1) -> dict:
-    return {"rev": name * 5, "name": name, "data": {"params": {"params.yaml": {"data": params(latent_dim, threads)}},
-                                                    "metrics": metrics(mse, acc)}}
+def revision(name: str, latent_dim: int, mse: float, acc: float, threads=1, seed=42) -> dict:
+    return {"rev": name * 5, "name": name,
+            "data": {"params": {"params.yaml": {"data": params(latent_dim, threads, seed)}},
+                     "metrics": metrics(mse, acc)}}
 
 
 SHOW = [
@@ -39,15 +41,39 @@ def test_experiments_skip_failed_ones():
     assert [e["name"] for e in experiments(SHOW)] == ["new-8", "old-8", "two", "other-threads"]
 
 
-def test_sweep_rows_take_the_newest_experiment_per_size_with_the_same_settings():
-    table_rows = rows(experiments(SHOW), ["conv", "vae"], {"train.threads": 1, "data.dataset": "mnist"})
-    assert sorted({r["latent_dim"] for r in table_rows}) == [2, 8]
-    conv8 = next(r for r in table_rows if r["latent_dim"] == 8 and r["architecture"] == "Convolutional AE")
-    assert conv8["test_mse"] == 0.02 and conv8["experiment"] == "new-8"
-    pca = [r for r in table_rows if r["architecture"] == "PCA (baseline)"]
-    assert len(pca) == 2 and pca[0]["test_mse"] is None
-    page = markdown(table_rows, "sweep", 12.0)
-    assert "| Variational AE | 0.040000 | 0.020000 |" in page and "Wall time of this sweep: 12 s." in page
+def test_sweep_rows_take_the_newest_experiment_per_cell_with_the_same_settings():
+    cells = finished_cells(experiments(SHOW), {"train.threads": 1, "data.dataset": "mnist"})
+    assert sorted(cells) == [(42, 2), (42, 8)]
+    rows = cell_rows(cells, ["conv", "vae"])
+    conv8 = next(r for r in rows if r["latent_dim"] == 8 and r["name"] == "conv")
+    assert conv8["test_mse"] == 0.02 and conv8["denoise_mse"] == 0.04 and conv8["experiment"] == "new-8"
+    pca = [r for r in rows if r["name"] == "pca"]
+    assert len(pca) == 2 and pca[1]["test_mse"] is None and pca[1]["accuracy"] == 0.96
+    assert not [r for r in rows if r["name"] == "pixels"]  # no baseline that never ran
+
+
+GRID = [{"rev": "abc1234", "name": "main", "data": {"params": {"params.yaml": {"data": params(64, None)}},
+                                                    "metrics": {}},
+         "experiments": [{"name": f"s{seed}-{dim}", "executor": None,
+                          "revs": [revision(f"s{seed}-{dim}", dim, 0.01 + 0.001 * seed, 0.95 + 0.002 * seed,
+                                            seed=seed)]}
+                         for seed in (1, 2, 3) for dim in (8, 32)]}]
+
+
+def test_the_grid_report_gives_intervals_ranks_and_what_is_indistinguishable():
+    cells = finished_cells(experiments(GRID), {"train.threads": 1})
+    assert sorted(cells) == [(s, d) for s in (1, 2, 3) for d in (8, 32)]
+    rows = cell_rows(cells, ["conv", "vae"])
+    summary, comparisons = aggregate(rows), compare(rows)
+    page = markdown(summary, comparisons, ranks(rows, comparisons), ["conv", "vae", "pca"], "grid",
+                    {"wall_seconds": 12.0, "cells": 6, "jobs": 2, "threads": 1})
+    assert "Wall time of the sweep run that computed 6 of these cells: 12 s (2 worker(s) x 1 thread(s))." in page
+    # conv and vae are equal on every seed: one rank, said to be indistinguishable; PCA is 1 point lower on each.
+    assert "| Convolutional AE | 95.40 ± 0.50 (n=3, rank 1) | 95.40 ± 0.50 (n=3, rank 1) |" in page
+    assert "| PCA (baseline) | 94.40 ± 0.50 (n=3, rank 3) |" in page
+    assert "- latent 8: indistinguishable with 3 seeds: Convolutional AE, Variational AE." in page
+    assert "| 8 | Convolutional AE | PCA (baseline) | 1.00 [1.00, 1.00] | – |" in page
+    assert "SVM accuracy %" in page and "0.954" not in page  # accuracy in percent, never as a fraction
 
 
 def test_matches_compares_dotted_keys():

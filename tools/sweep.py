@@ -1,15 +1,21 @@
-"""`make sweep`: one DVC experiment per latent size, then a report of results against latent size.
+"""`make sweep`: the seeds x latent-size grid as DVC experiments, then a report a reviewer can read.
 
     python -m tools.sweep [--jobs N] [--report-only]
 
-Queues `dvc exp run --queue -S train.latent_dim=D` for each D in sweep.latent_dims
-(each worker's torch threads set to its share of the cores), runs the queue with
-sweep.jobs workers (`dvc exp run --run-all --jobs`), then reads `dvc exp show --json`
-and writes plots/sweep/report.md, plots/sweep/results.csv and plots/sweep/latent_size.png
-(test MSE, SVM accuracy and t-SNE trustworthiness against latent size, a line per
-architecture). A latent size that already has a successful experiment on the current
-commit with the same settings is not queued again, so a repeated sweep only
-redraws the report; changed code reruns what changed and DVC's run-cache restores the rest.
+Queues `dvc exp run --queue -S seed=S -S train.latent_dim=D` for every cell of
+sweep.seeds x sweep.latent_dims (each worker's torch threads set to its share of
+the cores), runs the queue with sweep.jobs workers (`dvc exp run --run-all --jobs`),
+then reads `dvc exp show --json` and writes plots/sweep/:
+- runs.csv: every cell's results, one row per cell and feature space;
+- results.csv: per latent size and feature space, each metric's number of seeds,
+  mean, standard deviation and Student-t 95% interval;
+- comparisons.csv: every pair at each latent size and metric, paired t-test by seed,
+  Holm-corrected, with the mean difference, its interval, the effect size and
+  P(A better than B);
+- report.md and latent_size.png: the means with their intervals, and the ranks in groups.
+A cell that already has a finished experiment on the current commit with the same
+settings is not queued again: adding a seed runs only that seed's cells, and a
+repeated sweep only redraws the report.
 """
 from __future__ import annotations
 
@@ -21,53 +27,28 @@ import time
 from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
+from stages.common.evaluation.seeds import ALPHA, BASELINE_NAMES, METRICS, aggregate, compare, ranks
 from stages.common.models.catalogue import CATALOGUE, display_name
 from stages.common.models.device import usable_cores
 from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.read import read_json
 from stages.common.settings import read
 from tools.exps import dvc, experiments
 
 OUT = Path("plots/sweep")
+TIMING = OUT / "timing.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 ATTEMPTS = 2
-RESULTS = {  # column -> (metrics file pattern, key)
-    "test_mse": ("metrics/train_{}.json", "test_mse"),
-    "accuracy": ("metrics/svm_{}.json", "accuracy"),
-    "trustworthiness": ("metrics/tsne_{}.json", "trustworthiness"),
+SOURCES = {  # metric -> metrics file pattern
+    "test_mse": "metrics/train_{}.json",
+    "denoise_mse": "metrics/train_{}.json",
+    "accuracy": "metrics/svm_{}.json",
+    "trustworthiness": "metrics/tsne_{}.json",
 }
 
 
-def missing(dims: list, settings: dict) -> list:
-    """The latent sizes of `dims` with no finished experiment of these settings on the current commit."""
-    done = {exp["params"]["train"]["latent_dim"] for exp in experiments(json.loads(dvc("exp", "show", "--json")))
-            if "train" in exp["params"] and matches(exp["params"], settings)}
-    return [dim for dim in dims if dim not in done]
-
-
-def rows(found: list[dict], archs: list, settings: dict) -> list[dict]:
-    """One row per latent size and architecture (plus the PCA baseline), newest experiment per size."""
-    by_dim = {}
-    for exp in found:
-        params = exp["params"]
-        if not matches(params, settings):
-            continue
-        by_dim.setdefault(params["train"]["latent_dim"], exp)  # exp show lists newest first
-    table = []
-    for dim, exp in sorted(by_dim.items()):
-        for arch in archs:
-            row = {"latent_dim": dim, "architecture": display_name(arch), "experiment": exp["name"]}
-            for column, (pattern, key) in RESULTS.items():
-                row[column] = exp["metrics"].get(pattern.format(arch), {}).get(key)
-            table.append(row)
-        pca = exp["metrics"].get("metrics/svm_pca.json", {}).get("accuracy")
-        if pca is not None:
-            table.append({"latent_dim": dim, "architecture": "PCA (baseline)", "experiment": exp["name"],
-                          "test_mse": None, "accuracy": pca, "trustworthiness": None})
-    return table
-
-
 def matches(params: dict, settings: dict) -> bool:
-    """Whether an experiment's params.yaml has `settings` (dotted key -> value) besides its latent size."""
+    """Whether an experiment's params.yaml has `settings` (dotted key -> value) besides its cell."""
     for key, value in settings.items():
         node = params
         for part in key.split("."):
@@ -77,59 +58,173 @@ def matches(params: dict, settings: dict) -> bool:
     return True
 
 
-def figure(table: list[dict], title: str):
-    from stages.common.outputs.charts import plt
+def finished_cells(found: list[dict], settings: dict) -> dict:
+    """(seed, latent_dim) -> the newest finished experiment of that cell with these settings."""
+    cells = {}
+    for exp in found:  # exp show lists newest first
+        params = exp["params"]
+        if "train" in params and "seed" in params and matches(params, settings):
+            cells.setdefault((params["seed"], params["train"]["latent_dim"]), exp)
+    return cells
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    names = list(dict.fromkeys(row["architecture"] for row in table))
-    for ax, (column, label, log) in zip(axes, (("test_mse", "test MSE per pixel", True),
-                                              ("accuracy", "SVM test accuracy", False),
-                                              ("trustworthiness", "t-SNE trustworthiness (k=5)", False))):
+
+def cell_rows(cells: dict, archs: list) -> list[dict]:
+    """One row per cell and feature space: every architecture in `archs`, then the baselines that ran."""
+    rows = []
+    for (seed, dim), exp in sorted(cells.items(), key=lambda item: (item[0][1], item[0][0])):
+        metrics = exp["metrics"]
+        for name in [*archs, *BASELINE_NAMES]:
+            row = {"seed": seed, "latent_dim": dim, "name": name, "experiment": exp["name"]}
+            for metric, pattern in SOURCES.items():
+                row[metric] = metrics.get(pattern.format(name), {}).get(metric)
+            if any(row[metric] is not None for metric in SOURCES):
+                rows.append(row)
+    return rows
+
+
+def label(name: str) -> str:
+    return BASELINE_NAMES.get(name) or display_name(name)
+
+
+def _shown(value, metric: str) -> float:
+    return value * 100 if METRICS[metric][2] else value
+
+
+def _spec(metric: str) -> str:
+    return ".2f" if METRICS[metric][2] else ".4f" if metric == "trustworthiness" else ".6f"
+
+
+def figure(summary: list[dict], names: list, title: str):
+    from stages.common.outputs.charts import plt, series_colour
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4.3))
+    dims = sorted({r["latent_dim"] for r in summary})
+    for ax, (metric, (metric_label, _, _)) in zip(axes, METRICS.items()):
         for i, name in enumerate(names):
-            points = [(r["latent_dim"], r[column]) for r in table
-                      if r["architecture"] == name and r[column] is not None]
+            points = [r for r in summary if r["name"] == name and r["metric"] == metric]
             if not points:
                 continue
-            x, y = zip(*points)
-            baseline = name.endswith("(baseline)")
-            ax.plot(x, y, marker="o", label=name, color="grey" if baseline else plt.get_cmap("tab10")(i % 10),
-                    linestyle="--" if baseline else "-")
+            x = [r["latent_dim"] for r in points]
+            y = [_shown(r["mean"], metric) for r in points]
+            low = [y_i - _shown(r["ci_low"], metric) if r["ci_low"] is not None else 0 for y_i, r in zip(y, points)]
+            high = [_shown(r["ci_high"], metric) - y_i if r["ci_high"] is not None else 0
+                    for y_i, r in zip(y, points)]
+            baseline = name in BASELINE_NAMES
+            ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=label(name),
+                        color="grey" if baseline else series_colour(i), linestyle="--" if baseline else "-")
         ax.set_xscale("log", base=2)
-        dims = sorted({r["latent_dim"] for r in table})
         ax.set_xticks(dims, [str(d) for d in dims])
         ax.minorticks_off()
-        if log:
+        if metric.endswith("mse"):
             ax.set_yscale("log")
         ax.set_xlabel("latent size")
-        ax.set_title(label, fontsize=10)
+        ax.set_title(metric_label, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+    axes[2].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def markdown(table: list[dict], title: str, wall_seconds: float | None) -> str:
-    dims = sorted({r["latent_dim"] for r in table})
-    names = list(dict.fromkeys(r["architecture"] for r in table))
+def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: list, title: str,
+             timing: dict | None) -> str:
+    dims = sorted({r["latent_dim"] for r in summary})
+    seeds = max((r["n"] for r in summary), default=0)
     lines = [f"# {title}", "", "![results against latent size](latent_size.png)", ""]
-    if wall_seconds is not None:
-        lines += [f"Wall time of this sweep: {wall_seconds:.0f} s.", ""]
-    for column, label, spec in (("test_mse", "Test MSE", ".6f"), ("accuracy", "SVM test accuracy %", ".2f"),
-                                ("trustworthiness", "t-SNE trustworthiness", ".4f")):
-        lines += [f"## {label}", "", "| architecture | " + " | ".join(map(str, dims)) + " |",
-                  "|---|" + "---|" * len(dims)]
-        for name in names:
+    if timing:
+        lines += [f"Wall time of the sweep run that computed {timing['cells']} of these cells: "
+                  f"{timing['wall_seconds']:.0f} s ({timing['jobs']} worker(s) x {timing['threads']} thread(s)).", ""]
+    lines += [
+        f"Each cell: the mean over seeds ± the half-width of its Student-t 95% interval, the number of seeds, and "
+        f"the rank. Every pair of feature spaces is compared at each latent size and metric by a paired t-test "
+        f"over the seeds they share (paired by seed), the p-values Holm-corrected within that latent size and "
+        f"metric, level {ALPHA}. A rank is 1 + the number of feature spaces significantly better; those that share "
+        f"a rank are indistinguishable with these seeds. comparisons.csv holds every pair with its mean difference, "
+        f"interval, effect size and P(better).", ""]
+    for metric, (metric_label, higher, _) in METRICS.items():
+        present = [n for n in names if any(r["name"] == n and r["metric"] == metric for r in summary)]
+        if not present:
+            continue
+        lines += [f"## {metric_label} ({'higher' if higher else 'lower'} is better)", "",
+                  "| feature space | " + " | ".join(f"latent {d}" for d in dims) + " |", "|---|" + "---|" * len(dims)]
+        for name in present:
             cells = []
             for dim in dims:
-                value = next((r[column] for r in table if r["architecture"] == name and r["latent_dim"] == dim), None)
-                if value is not None and column == "accuracy":
-                    value *= 100
-                cells.append("–" if value is None else format(value, spec))
-            if any(cell != "–" for cell in cells):
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+                r = next((r for r in summary if r["name"] == name and r["metric"] == metric
+                          and r["latent_dim"] == dim), None)
+                if r is None:
+                    cells.append("–")
+                    continue
+                mean = format(_shown(r["mean"], metric), _spec(metric))
+                half = ("" if r["ci_high"] is None
+                        else " ± " + format(_shown(r["ci_high"], metric) - _shown(r["mean"], metric), _spec(metric)))
+                cells.append(f"{mean}{half} (n={r['n']}, rank {rank[(dim, metric)][name]})")
+            lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for dim in dims:
+            groups = {}
+            for name, value in rank.get((dim, metric), {}).items():
+                groups.setdefault(value, []).append(label(name))
+            shared = [g for g in groups.values() if len(g) > 1]
+            if shared:
+                lines.append(f"- latent {dim}: indistinguishable with {seeds} seeds: "
+                             + "; ".join(", ".join(g) for g in shared) + ".")
+        significant = [c for c in comparisons if c["metric"] == metric and c["significant"]]
+        lines += ["", f"Significant differences ({len(significant)} of "
+                  f"{sum(c['metric'] == metric for c in comparisons)} pairs):", ""]
+        if significant:
+            lines += ["| latent | better | than | mean difference [95% interval] | effect size | p (Holm) "
+                      "| P(better) |", "|---|---|---|---|---|---|---|"]
+            for c in significant:
+                winner, loser = c["better"], c["b"] if c["better"] == c["a"] else c["a"]
+                sign = 1 if winner == c["a"] else -1
+                diff = sorted(_shown(sign * v, metric) for v in (c["ci_low"], c["ci_high"]))
+                effect = "–" if c["effect_size"] is None else f"{abs(c['effect_size']):.1f}"
+                p_better = c["p_improvement"] if winner == c["a"] else 1 - c["p_improvement"]
+                lines.append(f"| {c['latent_dim']} | {label(winner)} | {label(loser)} | "
+                             f"{format(_shown(abs(c['mean_diff']), metric), _spec(metric))} "
+                             f"[{format(diff[0], _spec(metric))}, {format(diff[1], _spec(metric))}] | {effect} | "
+                             f"{c['p_holm']:.3g} | {p_better:.2f} |")
+        else:
+            lines.append("None: no difference is larger than the noise of these seeds.")
         lines.append("")
     return "\n".join(lines)
+
+
+def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> float | None:
+    """Queue and run the cells without a finished experiment; the wall time, or None when none was missing."""
+    todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings)]
+    print(f"sweep: {len(cells)} cells (seeds x latent sizes); {len(todo)} to run with {jobs} worker(s) of "
+          f"{threads} thread(s) each", flush=True)
+    if not todo:
+        print("sweep: nothing to run; redrawing the report", flush=True)
+        return None
+    started = time.perf_counter()
+    # OpenMP and BLAS pools (t-SNE, scikit-learn, oneDAL) get the same share as torch:
+    # oversubscribed OpenMP threads spin-wait and ran t-SNE many times slower.
+    share = {name: str(threads) for name in THREAD_VARIABLES}
+    for attempt in range(1, ATTEMPTS + 1):
+        for seed, dim in todo:
+            dvc("exp", "run", "--queue", "-S", f"seed={seed}", "-S", f"train.latent_dim={dim}",
+                "-S", f"train.threads={threads}")
+        dvc("exp", "run", "--run-all", "--jobs", str(jobs), capture=False, env={**os.environ, **share})
+        todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings)]
+        if not todo:
+            break
+        if attempt < ATTEMPTS:
+            # Two workers finishing at once can lose one experiment's ref (DVC 3.67);
+            # queued again, its stages come straight from the run-cache.
+            print(f"sweep: no experiment recorded for cells {todo}; queueing them again", flush=True)
+    if todo:
+        raise PipelineError(f"sweep: no finished experiment for cells (seed, latent size) {todo}; "
+                            "see `dvc queue logs`")
+    wall = time.perf_counter() - started
+    print(f"sweep: experiments finished in {wall:.0f} s", flush=True)
+    return wall
+
+
+def show() -> list:
+    return json.loads(dvc("exp", "show", "--json"))
 
 
 def main(argv: list[str]) -> None:
@@ -138,56 +233,45 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from dvc exp show")
     args = parser.parse_args(argv)
     params = read(("archs", "data.dataset", "train.epochs", "sweep"), catalogue=CATALOGUE)
-    jobs = args.jobs or params["sweep"].jobs
-    if jobs < 1:
-        raise PipelineError(f"--jobs is {jobs}; expected a positive integer")
+    sweep, epochs = params["sweep"], params["train.epochs"]
+    jobs = args.jobs or sweep.jobs
+    if not 1 <= jobs <= 64:
+        raise PipelineError(f"--jobs is {jobs}; expected an integer from 1 to 64")
     threads = max(1, usable_cores() // jobs)
-    dims = params["sweep"].latent_dims
+    cells = [(seed, dim) for dim in sweep.latent_dims for seed in sweep.seeds]
     # What every experiment of this sweep shares; an old experiment with other values is not reused.
-    settings = {"train.threads": threads, "data.dataset": params["data.dataset"],
-                "train.epochs": params["train.epochs"]}
-    outputs = OutputSet([OUT / "report.md", OUT / "results.csv", OUT / "latent_size.png"])
+    settings = {"train.threads": threads, "data.dataset": params["data.dataset"], "train.epochs": epochs}
+    outputs = OutputSet([OUT / name for name in ("report.md", "runs.csv", "results.csv", "comparisons.csv",
+                                                 "latent_size.png", "timing.json")])
 
-    wall = None
-    if not args.report_only:
-        todo = missing(dims, settings)
-        print(f"sweep: latent sizes {dims}; {len(todo)} to run with {jobs} worker(s) of {threads} thread(s) each"
-              + (f"; already done: {sorted(set(dims) - set(todo))}" if len(todo) < len(dims) else ""), flush=True)
-        started, queued = time.perf_counter(), bool(todo)
-        # OpenMP and BLAS pools (t-SNE, scikit-learn, oneDAL) get the same share as torch:
-        # oversubscribed OpenMP threads spin-wait and ran t-SNE many times slower.
-        share = {name: str(threads) for name in THREAD_VARIABLES}
-        for attempt in range(1, ATTEMPTS + 1):
-            if not todo:
-                break
-            for dim in todo:
-                dvc("exp", "run", "--queue", "-S", f"train.latent_dim={dim}", "-S", f"train.threads={threads}")
-            dvc("exp", "run", "--run-all", "--jobs", str(jobs), capture=False, env={**os.environ, **share})
-            todo = missing(dims, settings)
-            if todo and attempt < ATTEMPTS:
-                # Two workers finishing at once can lose one experiment's ref (DVC 3.67);
-                # queued again, its stages come straight from the run-cache.
-                print(f"sweep: no experiment recorded for latent sizes {todo}; queueing them again", flush=True)
-        if todo:
-            raise PipelineError(f"sweep: no finished experiment for latent sizes {todo}; see `dvc queue logs`")
-        if queued:
-            wall = time.perf_counter() - started
-            print(f"sweep: experiments finished in {wall:.0f} s", flush=True)
-        else:
-            print("sweep: nothing to run; redrawing the report", flush=True)
-
-    archs = params["archs"]
-    table = [row for row in rows(experiments(json.loads(dvc("exp", "show", "--json"))), archs, settings)
-             if row["latent_dim"] in dims]
-    if not table:
+    wall = None if args.report_only else run_grid(cells, settings, jobs, threads)
+    found = finished_cells(experiments(show()), settings)
+    rows = cell_rows({cell: found[cell] for cell in cells if cell in found}, params["archs"])
+    if not rows:
         raise PipelineError("no finished sweep experiment found in `dvc exp show`; run `make sweep` first")
-    title = (f"Latent-size sweep on {params['data.dataset']} ({params['train.epochs']} epochs, "
-             f"{jobs} worker(s) x {threads} thread(s))")
+    if wall is not None:
+        timing = {"wall_seconds": round(wall, 1), "cells": len(cells), "jobs": jobs, "threads": threads}
+    else:
+        timing = (read_json(TIMING, "sweep") if TIMING.is_file() else None) or None
+
     import pandas as pd
 
-    outputs.text(OUT / "results.csv", pd.DataFrame(table).to_csv(index=False))
-    outputs.figure(OUT / "latent_size.png", figure(table, title))
-    outputs.text(OUT / "report.md", markdown(table, title, wall))
+    summary, comparisons = aggregate(rows), compare(rows)
+    rank = ranks(rows, comparisons)
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    n_seeds = len({r["seed"] for r in rows})
+    title = (f"Seeds x latent-size sweep on {params['data.dataset']}: {n_seeds} seed(s), "
+             f"{epochs} epoch{'s' if epochs != 1 else ''} each")
+    outputs.text(OUT / "runs.csv", pd.DataFrame(rows).assign(feature_space=[label(r["name"]) for r in rows])
+                 .to_csv(index=False))
+    outputs.text(OUT / "results.csv", pd.DataFrame(summary).assign(
+        feature_space=[label(r["name"]) for r in summary]).to_csv(index=False))
+    outputs.text(OUT / "comparisons.csv", pd.DataFrame(comparisons, columns=[
+        "latent_dim", "metric", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "effect_size", "p", "p_holm",
+        "p_improvement", "p_improvement_low", "p_improvement_high", "significant", "better"]).to_csv(index=False))
+    outputs.figure(OUT / "latent_size.png", figure(summary, names, title))
+    outputs.text(OUT / "report.md", markdown(summary, comparisons, rank, names, title, timing))
+    outputs.json(TIMING, timing or {})
     outputs.commit()
     print(f"sweep: {OUT / 'report.md'}")
 

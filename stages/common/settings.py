@@ -189,13 +189,18 @@ class BaselinesSettings:
     train_limit: int | None = setting(integer(10 * N_CLASSES, 10**9, null=True, why="ten images per class at least"))
 
 
+def distinct_ints(low: int, high: int, what: str) -> Rule:
+    return Rule(lambda v: (isinstance(v, list) and bool(v) and all(_is_int(d) and low <= d <= high for d in v)
+                           and len(set(v)) == len(v)),
+                f"a non-empty list of distinct {what} from {low:,} to {high:,}")
+
+
 @dataclass(frozen=True)
 class SweepSettings:
-    """sweep: the grid `make sweep` runs (read by tools/sweep.py, no stage)."""
+    """sweep: the seeds x latent-size grid `make sweep` runs (read by tools/sweep.py, no stage)."""
 
-    latent_dims: list = setting(Rule(lambda v: isinstance(v, list) and bool(v) and len(set(map(str, v))) == len(v)
-                                     and all(_is_int(d) and 1 <= d <= PIXELS for d in v),
-                                     f"a non-empty list of distinct latent sizes from 1 to {PIXELS}"))
+    latent_dims: list = setting(distinct_ints(1, PIXELS, "latent sizes"))
+    seeds: list = setting(distinct_ints(0, MAX_SEED, "seeds"))
     jobs: int = setting(integer(1, 64, why="parallel experiment workers"))
 
 

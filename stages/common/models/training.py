@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.common.data.datasets import PIXELS
 from stages.common.models.device import autocast
-
-PIXELS = 28 * 28
 
 
 class TrainingDiverged(Exception):
@@ -109,6 +108,15 @@ def evaluate_mse(model: nn.Module, x: torch.Tensor, batch_size: int, target: tor
         out = model(x[start:start + batch_size])
         total += ((out - target[start:start + batch_size]) ** 2).sum(dtype=torch.float64)
     return float(total) / (x.shape[0] * PIXELS)
+
+
+@torch.no_grad()
+def per_image_mse(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Each image's mean squared error per pixel under model(x), float64: the spread behind a test MSE."""
+    model.eval()
+    parts = [((model(x[start:start + batch_size]) - x[start:start + batch_size]) ** 2).flatten(1).mean(
+        1, dtype=torch.float64).cpu() for start in range(0, x.shape[0], batch_size)]
+    return torch.cat(parts).numpy()
 
 
 @torch.no_grad()

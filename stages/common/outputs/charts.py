@@ -13,6 +13,16 @@ import numpy as np  # noqa: E402
 # Fixed so that plots are byte-identical between runs and machines with other settings.
 plt.rcParams.update({"font.family": "DejaVu Sans", "svg.hashsalt": "ae-compare", "figure.max_open_warning": 0})
 
+# Vega's tableau10, which the interactive charts of `dvc plots show` use (.dvc/plots/):
+# the i-th architecture of `archs` has the same colour in every chart and picture.
+SERIES_COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",
+                  "#9d755d", "#bab0ac")
+
+
+def series_colour(index: int) -> str:
+    """The colour of the index-th series (architecture, in `archs` order)."""
+    return SERIES_COLOURS[index % len(SERIES_COLOURS)]
+
 
 def image_grid(rows: list, row_labels: list, title: str, column_labels: list | None = None):
     """A grid of 28x28 images in [0, 1]: `rows` is a list of (n, 28, 28) arrays, one per row."""
@@ -79,13 +89,17 @@ def confusion_figure(matrix: np.ndarray, class_names, title: str):
 
 def loss_curves(histories: dict):
     """`histories`: display name -> DataFrame-like with epoch, train_mse, test_mse columns."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, history in histories.items():
-        axes[0].plot(history["epoch"], history["train_mse"], marker="o", label=name)
-        axes[1].plot(history["epoch"], history["test_mse"], marker="o", label=name)
+    for i, (name, history) in enumerate(histories.items()):
+        axes[0].plot(history["epoch"], history["train_mse"], marker="o", label=name, color=series_colour(i))
+        axes[1].plot(history["epoch"], history["test_mse"], marker="o", label=name, color=series_colour(i),
+                     linestyle="--")
     for ax, title in zip(axes, ("training MSE per pixel (mean over the epoch's batches)", "test MSE per pixel")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

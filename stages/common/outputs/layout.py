@@ -7,6 +7,7 @@ RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("data/models")
 LATENTS_DIR = Path("data/latents")
+PREDICTIONS_DIR = Path("data/predictions")
 METRICS_DIR = Path("metrics")
 # Facts about a run (times, memory, sizes, device): recorded, but not DVC metrics,
 # so `dvc metrics show/diff` and `dvc exp show` list results only.
@@ -24,6 +25,11 @@ def latents_path(arch: str) -> Path:
 
 def prepared_path(split: str) -> Path:
     return PREPARED_DIR / f"{split}.npz"
+
+
+def predictions_path(name: str) -> Path:
+    """data/predictions/<name>.npz: an SVM's predicted test labels and the true ones, for paired tests."""
+    return PREDICTIONS_DIR / f"{name}.npz"
 
 
 def metrics_path(kind: str, name: str) -> Path:

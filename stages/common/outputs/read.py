@@ -62,6 +62,15 @@ def load_latents(path: str | os.PathLike, arch: str) -> dict:
     return data
 
 
+def load_predictions(path: str | os.PathLike, stage: str) -> dict:
+    """An SVM's predicted test labels and the true ones (data/predictions/<name>.npz)."""
+    data = read_npz(path, ("predicted", "y_test"), stage)
+    if data["predicted"].shape != data["y_test"].shape or data["predicted"].ndim != 1:
+        raise damaged(Path(path), stage, f"holds {data['predicted'].shape} predictions for "
+                                         f"{data['y_test'].shape} labels")
+    return data
+
+
 def read_csv(path: str | os.PathLike, stage: str):
     """A CSV table written by `stage`, as a pandas DataFrame, or PipelineError naming the file and `stage`."""
     import pandas as pd
