@@ -31,7 +31,7 @@ test: setup
 
 test-fast: setup
 	python -m pytest -q -n 2 tests --ignore tests/test_pipeline.py --ignore tests/test_sweep.py \
-		--ignore tests/test_extending.py
+		--ignore tests/test_extending.py --ignore tests/test_cluster.py
 
 bench: setup
 	python -m benchmarks.speed

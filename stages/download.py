@@ -7,7 +7,6 @@ each file came from with its md5 and sha256.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,16 +16,19 @@ from stages.common.data.datasets import DATASETS, FILE_NAMES, SPLIT_FILES
 from stages.common.data.fetch import download
 from stages.common.data.idx import file_digests, read_split
 from stages.common.errors import PipelineError
-from stages.common.outputs.atomic import atomic_dir, write_json
+from stages.common.outputs.atomic import OutputSet, json_text, write_error
 from stages.common.outputs.layout import RAW_DIR
 from stages.common.outputs.progress import byte_progress
 from stages.common.settings import read, resolve_source
 
 
 def fetch_from_mirrors(spec, mirrors, dest_dir: Path, timeout_seconds: float, retries: int) -> dict:
-    """Download every file of `spec` into `dest_dir`; return file name -> URL used."""
+    """Download every file of `spec` into `dest_dir`; return file name -> URL used.
+
+    A file that no mirror serves ends the stage at once: the other files would only
+    wait out the same dead mirrors.
+    """
     used = {}
-    failures = []
     for name in FILE_NAMES:
         with byte_progress(name) as progress:
             try:
@@ -35,12 +37,10 @@ def fetch_from_mirrors(spec, mirrors, dest_dir: Path, timeout_seconds: float, re
                     progress=progress, log=lambda msg: print(msg, file=sys.stderr), max_bytes=spec.max_bytes(name),
                 )
             except PipelineError as err:
-                failures.append(str(err))
-    if failures:
-        raise PipelineError(
-            " | ".join(failures) + " — check the network, or download the four files by hand and set data.source "
-            "in params.yaml to their folder"
-        )
+                raise PipelineError(
+                    f"{err} — check the network, or download the four files by hand and set data.source "
+                    "in params.yaml to their folder"
+                ) from None
     return used
 
 
@@ -48,7 +48,16 @@ def copy_from_folder(source: Path, dest_dir: Path) -> dict:
     """Copy the four files from a local folder; return file name -> source path."""
     used = {}
     for name in FILE_NAMES:
-        shutil.copyfile(source / name, dest_dir / name)
+        try:
+            data = (source / name).read_bytes()  # tens of MB at most: checked by check_structure first
+        except PermissionError:
+            raise PipelineError(f"{source / name}: not readable (permissions); fix and rerun") from None
+        except OSError as err:
+            raise PipelineError(f"{source / name}: cannot be read ({err.strerror or err})") from None
+        try:
+            (dest_dir / name).write_bytes(data)
+        except OSError as err:
+            raise write_error(RAW_DIR, err) from None
         used[name] = str(source / name)
     return used
 
@@ -84,17 +93,22 @@ def main(argv: list[str]) -> None:
     source = params["data.source"]
     if source != "mirrors":
         source = resolve_source(source, root=".")
-    with atomic_dir(RAW_DIR) as tmp:
-        if source == "mirrors":
-            mirrors = params["data.mirrors"] or spec.mirrors
-            origins = fetch_from_mirrors(spec, mirrors, tmp, params["data.timeout_seconds"], params["data.retries"])
-            splits = check_structure(tmp)
-        else:
-            # Checked where they are, so an error names the user's file, not a copy.
-            splits = check_structure(Path(source))
-            origins = copy_from_folder(Path(source), tmp)
-        manifest = describe(spec, tmp, origins, splits)
-        write_json(tmp / "manifest.json", manifest)
+    outputs = OutputSet([RAW_DIR])
+    tmp = outputs.folder(RAW_DIR)
+    if source == "mirrors":
+        mirrors = params["data.mirrors"] or spec.mirrors
+        origins = fetch_from_mirrors(spec, mirrors, tmp, params["data.timeout_seconds"], params["data.retries"])
+        splits = check_structure(tmp)
+    else:
+        # Checked where they are, so an error names the user's file, not a copy.
+        splits = check_structure(Path(source))
+        origins = copy_from_folder(Path(source), tmp)
+    manifest = describe(spec, tmp, origins, splits)
+    try:
+        (tmp / "manifest.json").write_text(json_text(manifest), encoding="utf-8")
+    except OSError as err:
+        raise write_error(RAW_DIR, err) from None
+    outputs.commit()
     for name, info in manifest["files"].items():
         note = "official md5" if info["official_md5"] else "not the official file (md5 differs); structure checked"
         print(f"{name}: {info['origin']} sha256 {info['sha256'][:16]}… ({note})")

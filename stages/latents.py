@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
+from stages.common.errors import PipelineError
 from stages.common.models.allocator import keep_large_buffers_off_heap
 from stages.common.models.catalogue import CATALOGUE, parse_arch
 from stages.common.models.checkpoint import ModelSpec, load_checkpoint
@@ -45,6 +48,9 @@ def main(argv: list[str]) -> None:
         arrays[f"y_{split}"] = data["labels"]
         arrays["class_names"] = data["class_names"]
     seconds = time.perf_counter() - started
+    if not all(np.isfinite(arrays[key]).all() for key in ("z_train", "z_test")):
+        raise PipelineError(f"{model_path(arch)}: its model encodes some images to NaN or infinity; nothing was "
+                            f"written; retrain it: dvc repro -f train@{arch}")
 
     outputs.npz(latents_path(arch), **arrays)
     outputs.json(run_path("latents", arch), {

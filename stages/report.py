@@ -16,11 +16,22 @@ from stages.common.models.catalogue import CATALOGUE, display_name
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.charts import image_stack, loss_curves, tsne_scatter
 from stages.common.outputs.layout import PLOTS_DIR, metrics_path, plot_path, predictions_path, run_path
-from stages.common.outputs.read import load_predictions, read_csv, read_json
+from stages.common.outputs.read import check_numbers, load_predictions, picture_size, read_csv, read_json
 from stages.common.settings import read
 
-RESULT_KINDS = ("train", "tsne", "svm")
-FACT_KINDS = ("train", "latents", "tsne", "svm")
+# What the page reads from each kind of metrics file: a finite number at each key, checked when read.
+RESULTS = {
+    "train": ("train_loss", "test_mse", "test_mse_se", "denoise_mse"),
+    "tsne": ("trustworthiness",),
+    "svm": ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1"),
+}
+FACTS = {
+    "train": ("params_encoder", "params_decoder", "params_total", "epochs", "n_train", "n_test",
+              "seconds_per_epoch", "seconds"),
+    "latents": ("seconds",),
+    "tsne": ("n_points", "seconds"),
+    "svm": ("n_train", "n_features", "fit_seconds", "predict_seconds"),
+}
 COMPARE = PLOTS_DIR / "compare"
 
 
@@ -48,10 +59,18 @@ def main(argv: list[str]) -> None:
     archs = params["archs"]
     outputs = OutputSet([PLOTS_DIR / "report.md", COMPARE / "loss.csv", COMPARE / "tsne.csv", COMPARE / "loss.png",
                          COMPARE / "reconstructions.png", COMPARE / "tsne.png"])
-    results = {kind: {a: read_json(metrics_path(kind, a), f"{kind}@{a}") for a in archs} for kind in RESULT_KINDS}
-    facts = {kind: {a: read_json(run_path(kind, a), f"{kind}@{a}") for a in archs} for kind in FACT_KINDS}
-    baselines = {name: (read_json(metrics_path("svm", name), f"baselines@{name}"),
-                        read_json(run_path("svm", name), f"baselines@{name}")) for name, _ in BASELINES}
+    results = {kind: {a: read_json(metrics_path(kind, a), f"{kind}@{a}", keys) for a in archs}
+               for kind, keys in RESULTS.items()}
+    facts = {kind: {a: read_json(run_path(kind, a), f"{kind}@{a}", keys) for a in archs}
+             for kind, keys in FACTS.items()}
+    baselines = {}
+    for name, _ in BASELINES:
+        stage = f"baselines@{name}"
+        base_facts = read_json(run_path("svm", name), stage)
+        enabled = base_facts.get("enabled") is True
+        if enabled:
+            check_numbers(base_facts, run_path("svm", name), stage, FACTS["svm"][:2])
+        baselines[name] = (read_json(metrics_path("svm", name), stage, RESULTS["svm"] if enabled else ()), base_facts)
     enabled = [name for name, _ in BASELINES if baselines[name][1].get("enabled")]
     stages = {**{a: f"svm@{a}" for a in archs}, **{name: f"baselines@{name}" for name in enabled}}
     predictions = {name: load_predictions(predictions_path(name), stage) for name, stage in stages.items()}
@@ -59,8 +78,10 @@ def main(argv: list[str]) -> None:
         raise PipelineError("data/predictions/: the SVMs were scored on different test sets; "
                             "rerun them: dvc repro svm baselines")
     tests = baseline_tests(archs, predictions, enabled)
-    histories = {a: read_csv(plot_path("loss", a, "csv"), f"train@{a}") for a in archs}
-    points = {a: read_csv(plot_path("tsne", a, "csv"), f"tsne@{a}") for a in archs}
+    histories = {a: read_csv(plot_path("loss", a, "csv"), f"train@{a}", numeric=("epoch", "train_mse", "test_mse"))
+                 for a in archs}
+    points = {a: read_csv(plot_path("tsne", a, "csv"), f"tsne@{a}", numeric=("x", "y", "label"), text=("class",))
+              for a in archs}
 
     outputs.text(COMPARE / "loss.csv", pd.DataFrame(loss_rows(histories)).to_csv(index=False))
     outputs.text(COMPARE / "tsne.csv", pd.concat(
@@ -70,6 +91,7 @@ def main(argv: list[str]) -> None:
     outputs.figure(COMPARE / "loss.png", loss_curves({display_name(a): h for a, h in histories.items()}))
     images = []
     for a in archs:
+        picture_size(plot_path("reconstructions", a), f"train@{a}")  # before decoding it
         try:
             images.append(matplotlib.image.imread(plot_path("reconstructions", a)))
         except (OSError, ValueError, SyntaxError):

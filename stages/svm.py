@@ -10,6 +10,9 @@ test labels, for the report's paired tests against the baselines).
 """
 from __future__ import annotations
 
+import numpy as np
+
+from stages.common.errors import PipelineError
 from stages.common.models.catalogue import display_name, parse_arch
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import latents_path, metrics_path, plot_path, predictions_path, run_path
@@ -27,6 +30,9 @@ def main(argv: list[str]) -> None:
                          predictions_path(arch)])
     latents = load_latents(latents_path(arch), arch)
     class_names = [str(c) for c in latents["class_names"]]
+    if len(np.unique(latents["y_train"])) < 2:
+        raise PipelineError(f"{latents_path(arch)}: its training labels hold one class; an SVM needs two at least; "
+                            "rerun: dvc repro -f prepare")
 
     from stages.common.evaluation.classify import confusion, fit_and_score, split_metrics
 

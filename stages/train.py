@@ -85,6 +85,9 @@ def main(argv: list[str]) -> None:
     finally:
         bars.close()
     seconds = time.perf_counter() - started
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in model.state_dict().values()):
+        raise PipelineError(f"train@{arch}: the trained weights hold NaN or infinity; lower train.lr "
+                            f"(now {train.lr}); nothing was written")
 
     # The same noisy test images for every architecture: drawn on the CPU from `seed`.
     noisy_test = corrupt(x_test.cpu(), noise.noise, noise.noise_std, noise.mask_fraction,

@@ -49,6 +49,10 @@ def main(argv: list[str]) -> None:
     from stages.common.evaluation.embedding import TRUSTWORTHINESS_K, embedding_trustworthiness, tsne_2d
 
     points, labels = z_test[picked], y_test[picked]
+    if len(np.unique(points, axis=0)) < 2:
+        # t-SNE on identical points divides by zero inside scikit-learn's compiled code and crashes the process.
+        raise PipelineError(f"{latents_path(arch)}: the {len(points)} test latents picked for t-SNE are all the "
+                            f"same (a collapsed model); retrain it: dvc repro -f train@{arch}")
     started = time.perf_counter()
     xy = tsne_2d(points, tsne.perplexity, tsne.max_iter, params["seed"])
     seconds = time.perf_counter() - started

@@ -19,7 +19,7 @@ MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
 # --no-loadscope-reorder), so the end-to-end module starts at once on one worker and
 # the rest of the suite runs beside it, instead of the end-to-end module starting
 # after a worker's first few files and finishing last.
-LONGEST_FIRST = ("test_pipeline.py", "test_sweep.py", "test_extending.py")
+LONGEST_FIRST = ("test_pipeline.py", "test_cluster.py", "test_sweep.py", "test_extending.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -20,6 +20,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         _, mode, name = self.path.split("/", 2)
         body = self.files.get(name)
+        raw = {  # answers that are not HTTP as a client expects
+            "nothttp": b"SSH-2.0-OpenSSH_9.6\r\n",
+            "manyheaders": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: x\r\n" % i for i in range(150)) + b"\r\n",
+            "badlength": b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nhello",  # a superscript two
+            "badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n",
+        }
+        if mode in raw:
+            self.wfile.write(raw[mode])
+            self.wfile.flush()
+            return None
+        if mode == "headdrip":  # the status line and headers one byte at a time, each within the socket timeout
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body or b"") + b"X-Pad: " + b"x" * 10_000
+            try:
+                for i in range(len(head)):
+                    self.wfile.write(head[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(self.drip_seconds)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return None
         if mode == "m404" or body is None:
             return self.send_error(404)
         if mode == "m500":

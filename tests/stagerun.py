@@ -58,8 +58,27 @@ def run(args: list, cwd: Path, check: bool = False, **kwargs) -> subprocess.Comp
     return proc
 
 
-def stage(name: str, cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "stages", name, *args], cwd, check=check)
+# Root ignores file permissions through CAP_DAC_OVERRIDE; without it, as for any user, they apply.
+# CI runs as root, so permission tests run their stage with those capabilities dropped.
+UNPRIVILEGED = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+                if os.geteuid() == 0 and shutil.which("setpriv") else [])
+
+
+def stage(name: str, cwd: Path, *args: str, check: bool = False, unprivileged: bool = False,
+          extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    prefix = UNPRIVILEGED if unprivileged else []
+    command = [*prefix, sys.executable, "-m", "stages", name, *args]
+    if extra_env:
+        proc = subprocess.run(command, cwd=cwd, env={**env(), **extra_env}, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+    return run(command, cwd, check=check)
+
+
+def permissions_apply() -> bool:
+    """Whether a stage run with `unprivileged=True` is refused by file permissions."""
+    return os.geteuid() != 0 or bool(UNPRIVILEGED)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:

@@ -105,12 +105,14 @@ def test_damaged_local_file_is_one_line_naming_it_and_writes_nothing(tmp_path, i
     assert_no_output(project)
 
 
-def test_offline_mirrors_fail_in_one_line_naming_urls_and_the_way_out(tmp_path):
-    dead = refused_url()
-    project = make_project(tmp_path / "p", {"data": {"mirrors": [dead], "retries": 1, "timeout_seconds": 2}})
-    line = error_line(stage("download", project))
-    for name in FILE_NAMES:
-        assert f"{dead}/{name}" in line
+def test_offline_mirrors_fail_at_the_first_file_in_one_line_naming_urls_and_the_way_out(tmp_path):
+    dead, other = refused_url(), refused_url()
+    project = make_project(tmp_path / "p", {"data": {"mirrors": [dead, other], "retries": 1, "timeout_seconds": 2}})
+    proc = stage("download", project)
+    line = error_line(proc)
+    first = FILE_NAMES[0]
+    assert f"could not download {first}" in line and f"{dead}/{first}" in line and f"{other}/{first}" in line
+    assert not any(name in proc.stderr for name in FILE_NAMES[1:])  # no time spent on the other files
     assert "data.source" in line
     assert_no_output(project)
 

@@ -66,8 +66,10 @@ def test_the_grid_report_gives_intervals_ranks_and_what_is_indistinguishable():
     rows = cell_rows(cells, ["conv", "vae"])
     summary, comparisons = aggregate(rows), compare(rows)
     page = markdown(summary, comparisons, ranks(rows, comparisons), ["conv", "vae", "pca"], "grid",
-                    {"wall_seconds": 12.0, "cells": 6, "jobs": 2, "threads": 1})
-    assert "Wall time of the sweep run that computed 6 of these cells: 12 s (2 worker(s) x 1 thread(s))." in page
+                    {"wall_seconds": 12.0, "cells": 6, "where": "2 worker(s) x 1 thread(s)"},
+                    [{"seed": 4, "latent_dim": 8, "error": "error: params.yaml: a | b"}])
+    assert "Wall time of the sweep run that computed 6 of these cells: 12 s on 2 worker(s) x 1 thread(s)." in page
+    assert "| 4 | 8 | error: params.yaml: a / b |" in page
     # conv and vae are equal on every seed: one rank, said to be indistinguishable; PCA is 1 point lower on each.
     assert "| Convolutional AE | 95.40 ± 0.50 (n=3, rank 1) | 95.40 ± 0.50 (n=3, rank 1) |" in page
     assert "| PCA (baseline) | 94.40 ± 0.50 (n=3, rank 3) |" in page

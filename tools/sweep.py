@@ -1,6 +1,7 @@
 """`make sweep`: the seeds x latent-size grid as DVC experiments, then a report a reviewer can read.
 
     python -m tools.sweep [--jobs N] [--report-only]
+    python -m tools.sweep --scheduler tcp://host:8786 [--git-remote origin] [--cell-threads 1]
 
 Queues `dvc exp run --queue -S seed=S -S train.latent_dim=D` for every cell of
 sweep.seeds x sweep.latent_dims (each worker's torch threads set to its share of
@@ -16,6 +17,11 @@ then reads `dvc exp show --json` and writes plots/sweep/:
 A cell that already has a finished experiment on the current commit with the same
 settings is not queued again: adding a seed runs only that seed's cells, and a
 repeated sweep only redraws the report.
+
+With `--scheduler` (or DASK_SCHEDULER_ADDRESS set) the cells run as tasks on that
+Dask cluster instead of DVC's local queue, each an ordinary DVC experiment published
+through the git and DVC remotes (tools/cluster.py). The cluster is named only on the
+command line or in the environment: it changes no experiment's params or results.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from stages.common.evaluation.seeds import ALPHA, BASELINE_NAMES, METRICS, aggre
 from stages.common.models.catalogue import CATALOGUE, display_name
 from stages.common.models.device import usable_cores
 from stages.common.outputs.atomic import OutputSet
-from stages.common.outputs.read import read_json
+from stages.common.outputs.read import check_numbers, read_json
 from stages.common.settings import read
 from tools.exps import dvc, experiments
 
@@ -99,25 +105,28 @@ def figure(summary: list[dict], names: list, title: str):
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4.3))
     dims = sorted({r["latent_dim"] for r in summary})
+    baseline_style = {"pixels": ("#7f7f7f", "s"), "pca": ("#303030", "D")}
     for ax, (metric, (metric_label, _, _)) in zip(axes, METRICS.items()):
         for i, name in enumerate(names):
             points = [r for r in summary if r["name"] == name and r["metric"] == metric]
             if not points:
                 continue
-            x = [r["latent_dim"] for r in points]
+            # Each series a little to the side of the true latent size, so intervals do not hide each other.
+            dodge = 2 ** (0.08 * (i - (len(names) - 1) / 2))
+            x = [r["latent_dim"] * dodge for r in points]
             y = [_shown(r["mean"], metric) for r in points]
             low = [y_i - _shown(r["ci_low"], metric) if r["ci_low"] is not None else 0 for y_i, r in zip(y, points)]
             high = [_shown(r["ci_high"], metric) - y_i if r["ci_high"] is not None else 0
                     for y_i, r in zip(y, points)]
-            baseline = name in BASELINE_NAMES
-            ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=label(name),
-                        color="grey" if baseline else series_colour(i), linestyle="--" if baseline else "-")
+            colour, marker = baseline_style.get(name, (series_colour(i), "o"))
+            ax.errorbar(x, y, yerr=[low, high], marker=marker, capsize=3, label=label(name), color=colour,
+                        linestyle="--" if name in BASELINE_NAMES else "-")
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(d) for d in dims])
         ax.minorticks_off()
         if metric.endswith("mse"):
             ax.set_yscale("log")
-        ax.set_xlabel("latent size")
+        ax.set_xlabel("latent size (series spread sideways to stay readable)")
         ax.set_title(metric_label, fontsize=10)
         ax.grid(alpha=0.3)
     axes[2].legend(fontsize=8)
@@ -127,13 +136,17 @@ def figure(summary: list[dict], names: list, title: str):
 
 
 def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: list, title: str,
-             timing: dict | None) -> str:
+             timing: dict | None, failed: list | None = None) -> str:
     dims = sorted({r["latent_dim"] for r in summary})
     seeds = max((r["n"] for r in summary), default=0)
     lines = [f"# {title}", "", "![results against latent size](latent_size.png)", ""]
     if timing:
         lines += [f"Wall time of the sweep run that computed {timing['cells']} of these cells: "
-                  f"{timing['wall_seconds']:.0f} s ({timing['jobs']} worker(s) x {timing['threads']} thread(s)).", ""]
+                  f"{timing['wall_seconds']:.0f} s on {timing['where']}.", ""]
+    if failed:
+        lines += ["## Failed cells", "", "| seed | latent size | error |", "|---|---|---|"]
+        lines += [f"| {f['seed']} | {f['latent_dim']} | {f['error'].replace('|', '/')} |" for f in failed]
+        lines.append("")
     lines += [
         f"Each cell: the mean over seeds ± the half-width of its Student-t 95% interval, the number of seeds, and "
         f"the rank. Every pair of feature spaces is compared at each latent size and metric by a paired t-test "
@@ -191,8 +204,8 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     return "\n".join(lines)
 
 
-def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> float | None:
-    """Queue and run the cells without a finished experiment; the wall time, or None when none was missing."""
+def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> dict | None:
+    """Queue and run the cells without a finished experiment here; the timing, or None when none was missing."""
     todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings)]
     print(f"sweep: {len(cells)} cells (seeds x latent sizes); {len(todo)} to run with {jobs} worker(s) of "
           f"{threads} thread(s) each", flush=True)
@@ -220,7 +233,18 @@ def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> float | No
                             "see `dvc queue logs`")
     wall = time.perf_counter() - started
     print(f"sweep: experiments finished in {wall:.0f} s", flush=True)
-    return wall
+    return {"wall_seconds": round(wall, 1), "cells": len(cells), "where": f"{jobs} worker(s) x {threads} thread(s)"}
+
+
+def last_timing() -> dict | None:
+    """The wall time the last sweep that ran cells recorded, if plots/sweep/timing.json holds one."""
+    if not TIMING.is_file():
+        return None
+    timing = read_json(TIMING, "sweep")
+    if not isinstance(timing.get("where"), str):
+        return None  # none recorded, or from another version: the report then gives no wall time
+    check_numbers(timing, TIMING, "sweep", ("wall_seconds", "cells"))
+    return timing
 
 
 def show() -> list:
@@ -231,28 +255,42 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, help="parallel workers (default: sweep.jobs)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from dvc exp show")
+    parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
+                        help="run the cells on this Dask scheduler (default: $DASK_SCHEDULER_ADDRESS; none: here)")
+    parser.add_argument("--git-remote", default="origin", help="git remote the Dask workers clone from")
+    parser.add_argument("--cell-threads", type=int, default=1, help="torch threads of every cell on the cluster")
     args = parser.parse_args(argv)
     params = read(("archs", "data.dataset", "train.epochs", "sweep"), catalogue=CATALOGUE)
     sweep, epochs = params["sweep"], params["train.epochs"]
     jobs = args.jobs or sweep.jobs
     if not 1 <= jobs <= 64:
         raise PipelineError(f"--jobs is {jobs}; expected an integer from 1 to 64")
-    threads = max(1, usable_cores() // jobs)
+    if not 1 <= args.cell_threads <= 4096:
+        raise PipelineError(f"--cell-threads is {args.cell_threads}; expected an integer from 1 to 4,096")
+    threads = args.cell_threads if args.scheduler else max(1, usable_cores() // jobs)
     cells = [(seed, dim) for dim in sweep.latent_dims for seed in sweep.seeds]
     # What every experiment of this sweep shares; an old experiment with other values is not reused.
     settings = {"train.threads": threads, "data.dataset": params["data.dataset"], "train.epochs": epochs}
     outputs = OutputSet([OUT / name for name in ("report.md", "runs.csv", "results.csv", "comparisons.csv",
                                                  "latent_size.png", "timing.json")])
 
-    wall = None if args.report_only else run_grid(cells, settings, jobs, threads)
+    failed = []
+    if args.report_only:
+        timing = None
+    elif args.scheduler:
+        from tools.cluster import pull_experiments, run_on_cluster
+
+        pull_experiments(args.git_remote)  # what an interrupted sweep already published
+        done = set(finished_cells(experiments(show()), settings))
+        timing, failed = run_on_cluster(cells, threads, args.scheduler, args.git_remote, done)
+    else:
+        timing = run_grid(cells, settings, jobs, threads)
     found = finished_cells(experiments(show()), settings)
     rows = cell_rows({cell: found[cell] for cell in cells if cell in found}, params["archs"])
     if not rows:
         raise PipelineError("no finished sweep experiment found in `dvc exp show`; run `make sweep` first")
-    if wall is not None:
-        timing = {"wall_seconds": round(wall, 1), "cells": len(cells), "jobs": jobs, "threads": threads}
-    else:
-        timing = (read_json(TIMING, "sweep") if TIMING.is_file() else None) or None
+    if timing is None:
+        timing = last_timing()
 
     import pandas as pd
 
@@ -270,10 +308,13 @@ def main(argv: list[str]) -> None:
         "latent_dim", "metric", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "effect_size", "p", "p_holm",
         "p_improvement", "p_improvement_low", "p_improvement_high", "significant", "better"]).to_csv(index=False))
     outputs.figure(OUT / "latent_size.png", figure(summary, names, title))
-    outputs.text(OUT / "report.md", markdown(summary, comparisons, rank, names, title, timing))
+    outputs.text(OUT / "report.md", markdown(summary, comparisons, rank, names, title, timing, failed))
     outputs.json(TIMING, timing or {})
     outputs.commit()
     print(f"sweep: {OUT / 'report.md'}")
+    if failed:
+        raise PipelineError(f"sweep: {len(failed)} cell(s) failed, listed in {OUT / 'report.md'}; first: seed "
+                            f"{failed[0]['seed']}, latent {failed[0]['latent_dim']}: {failed[0]['error']}")
 
 
 if __name__ == "__main__":

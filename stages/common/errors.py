@@ -31,11 +31,6 @@ def track_outputs(outputs) -> None:
     _outputs = outputs
 
 
-def _log_path(stage: str) -> Path:
-    folder = Path(".dvc/tmp") if Path(".dvc").is_dir() else Path(tempfile.gettempdir())
-    return folder / f"ae-compare-{stage.replace('@', '-')}.log"
-
-
 def _interrupt_message() -> str:
     outputs = _outputs
     if outputs is None or not outputs.written:
@@ -56,9 +51,50 @@ def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _say(line: str) -> None:
+    """Print one line to stderr; nothing about printing it can fail the stage."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _hold_signals_then_exit(code: int) -> None:
+    """The stage has ended: further Ctrl-C or SIGTERM end the process at once, quietly, with `code`.
+
+    Interpreter shutdown runs finalizers that a second Ctrl-C would interrupt with a
+    traceback; exiting at once is what the user asked for anyway.
+    """
+    def quit_now(signum, frame):
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, quit_now)
+    signal.signal(signal.SIGTERM, quit_now)
+
+
+def _exit(code: int) -> None:
+    _hold_signals_then_exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _log_path(stage: str) -> Path:
+    folder = Path(".dvc/tmp") if Path(".dvc").is_dir() else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)  # a fresh clone has no .dvc/tmp yet
+    return folder / f"ae-compare-{stage.replace('@', '-')}.log"
+
+
 def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str]) -> None:
     """Run a stage's (or tool's) `main(argv)`; every failure becomes one line on stderr and a non-zero exit."""
-    stage = "@".join([name, *argv[:1]])
+    stage = name if not argv or argv[0].startswith("-") else f"{name}@{argv[0]}"
+    for stream in (sys.stdout, sys.stderr):
+        # A message with a character the terminal's encoding lacks is shown escaped, never an error.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     # From here on Ctrl-C and SIGTERM unwind through the stage, so temporaries are removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
@@ -68,30 +104,32 @@ def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str]) -> 
         finally:
             _discard_temporaries()
     except PipelineError as err:
-        message = " ".join(str(err).split())
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+        _hold_signals_then_exit(1)
+        _say("error: " + " ".join(str(err).split()))
+        _exit(1)
     except KeyboardInterrupt:
-        print(f"error: {stage}: {_interrupt_message()}", file=sys.stderr)
-        sys.exit(130)
+        _hold_signals_then_exit(130)
+        _say(f"error: {stage}: {_interrupt_message()}")
+        _exit(130)
     except BrokenPipeError:
         # The reader of our output went away (`| head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+        _exit(0)
     except MemoryError:
-        print(f"error: {stage}: out of memory; lower the batch sizes or the data limits in params.yaml",
-              file=sys.stderr)
-        sys.exit(1)
+        _hold_signals_then_exit(1)
+        _say(f"error: {stage}: out of memory; lower the batch sizes or the data limits in params.yaml")
+        _exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("AE_DEBUG"):
             raise
-        log = _log_path(stage)
+        _hold_signals_then_exit(1)
         try:
+            log = _log_path(stage)
             log.write_text(traceback.format_exc())
             where = f"traceback in {log}"
         except OSError:
             where = "rerun with AE_DEBUG=1 for the traceback"
         detail = " ".join(str(err).split())[:300]
-        print(f"error: {stage}: unexpected {type(err).__name__}: {detail} ({where}; AE_DEBUG=1 prints it)",
-              file=sys.stderr)
-        sys.exit(1)
+        _say(f"error: {stage}: unexpected {type(err).__name__}: {detail} ({where}; AE_DEBUG=1 prints it)")
+        _exit(1)
+    _hold_signals_then_exit(130)

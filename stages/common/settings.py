@@ -18,13 +18,11 @@ import dataclasses
 import math
 import numbers
 import os
-import re
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from stages.common.data.datasets import DATASETS, N_CLASSES, PIXELS
 from stages.common.errors import PipelineError
@@ -371,58 +369,74 @@ def resolve_source(source: str, root: str | os.PathLike) -> str:
 
 
 # --------------------------------------------------------------------------- YAML
-# DVC reads params.yaml as YAML 1.2 (ruamel), PyYAML as YAML 1.1; where the two read
-# one text differently, a stage would run another value than `dvc params diff` shows.
-class _ParamsLoader(yaml.SafeLoader):
-    pass
+# The stages read params.yaml with the parser DVC itself uses (ruamel's safe loader,
+# YAML 1.2, as dvc.utils.serialize.parse_yaml), so `dvc.lock` and `dvc params diff`
+# record the values a stage ran with: `seed: 1:30` is a string to both, `svm.scale:
+# yes` is the string "yes" (refused: not a boolean), `010` is 10, and a duplicate key
+# is an error for both. What DVC does not bound, this does: a params file is a
+# regular file of at most MAX_PARAMS_BYTES, and nested aliases may not expand past
+# MAX_PARAMS_VALUES values ("billion laughs").
+MAX_PARAMS_BYTES = 1 << 20
+MAX_PARAMS_VALUES = 100_000
 
 
-_LEADING_ZERO_TAG = "tag:ae-compare,2026:leading-zero"
-# YAML 1.2 floats that YAML 1.1 leaves as strings: 1e-3, 5E4, 1.e+2 (no dot, or an unsigned exponent).
-_FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
-_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]+$")
+def _expanded_size(node, sizes: dict, depth: int = 0) -> int:
+    """Values in `node` counted as if every alias were copied out, without copying (shared nodes memoised)."""
+    if depth > 100:
+        raise RecursionError
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if isinstance(node, dict):
+        size = 1 + sum(_expanded_size(k, sizes, depth + 1) + _expanded_size(v, sizes, depth + 1)
+                       for k, v in node.items())
+    elif isinstance(node, list):
+        size = 1 + sum(_expanded_size(v, sizes, depth + 1) for v in node)
+    else:
+        return 1
+    sizes[key] = size
+    return size
 
 
-def _prepend_resolver(tag: str, regexp: re.Pattern, first: str) -> None:
-    resolvers = {key: list(value) for key, value in _ParamsLoader.yaml_implicit_resolvers.items()}
-    for char in first:
-        resolvers.setdefault(char, []).insert(0, (tag, regexp))
-    _ParamsLoader.yaml_implicit_resolvers = resolvers
+def parse_yaml(text: str, name: str = "params.yaml"):
+    """params.yaml text parsed as DVC parses it; PipelineError naming `name` for anything else."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import YAMLError
 
-
-def _refuse_leading_zero(loader, node):
-    raise yaml.constructor.ConstructorError(
-        None, None,
-        f"{node.value!r} is an integer with a leading zero, which YAML readers disagree on "
-        f"(PyYAML: octal, DVC: decimal); write it without the leading zero",
-        node.start_mark,
-    )
-
-
-_ParamsLoader.yaml_implicit_resolvers = dict(yaml.SafeLoader.yaml_implicit_resolvers)
-_prepend_resolver("tag:yaml.org,2002:float", _FLOAT_12, "-+0123456789.")
-_prepend_resolver(_LEADING_ZERO_TAG, _LEADING_ZERO, "-+0")
-_ParamsLoader.add_constructor(_LEADING_ZERO_TAG, _refuse_leading_zero)
-
-
-def parse_yaml(text: str):
-    """Parse params.yaml text as DVC does for the values that matter here (YAML 1.2 numbers)."""
-    return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+    try:
+        value = YAML(typ="safe").load(text)
+        if _expanded_size(value, {}) > MAX_PARAMS_VALUES:
+            raise PipelineError(f"{name}: its aliases expand to more than {MAX_PARAMS_VALUES:,} values; "
+                                "expected a plain settings file")
+    except DuplicateKeyError as err:
+        mark = err.problem_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{name}{where}: a key appears twice ({' '.join(str(err.problem).split())[:120]}); "
+                            "DVC refuses such a file too: keep one") from None
+    except YAMLError as err:
+        raise PipelineError(f"{name}: not valid YAML ({' '.join(str(err).split())[:200]})") from None
+    except RecursionError:
+        raise PipelineError(f"{name}: nested more than 100 levels deep; expected a plain settings file") from None
+    return value
 
 
 def load_yaml(path: str | os.PathLike = PARAMS_FILE):
     """params.yaml parsed, unvalidated; PipelineError naming the file if it cannot be read or parsed."""
     path = Path(path)
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise PipelineError(f"{path}: not a regular file; expected a YAML file")
+        if info.st_size > MAX_PARAMS_BYTES:
+            raise PipelineError(f"{path}: {info.st_size:,} bytes; expected a settings file of at most "
+                                f"{MAX_PARAMS_BYTES:,} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineError(f"{path}: file not found; run the stage from the project root") from None
+    except PermissionError:
+        raise PipelineError(f"{path}: not readable (permissions); fix and rerun") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise PipelineError(f"{path}: cannot be read ({err}); expected a UTF-8 YAML file") from None
-    try:
-        return parse_yaml(text)
-    except yaml.constructor.ConstructorError as err:
-        line = f", line {err.problem_mark.line + 1}" if err.problem_mark else ""
-        raise PipelineError(f"{path}{line}: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({' '.join(str(err).split())[:200]})") from None
+        raise PipelineError(f"{path}: cannot be read ({' '.join(str(err).split())[:120]}); "
+                            "expected a UTF-8 YAML file") from None
+    return parse_yaml(text, str(path))

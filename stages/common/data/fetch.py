@@ -2,14 +2,19 @@
 
 A file is only ever complete under its final name: it streams to a temporary name,
 is checked against its published md5, and is renamed once it matches. A hostile or
-broken mirror cannot keep the stage busy for ever (each attempt has a deadline of
-DEADLINE_FACTOR x the socket timeout) nor fill the disk (a byte cap per file).
+broken mirror cannot keep the stage busy for ever nor fill the disk: each attempt has
+one deadline of DEADLINE_FACTOR x the socket timeout covering connecting, the status
+line, the headers and the body (a watchdog shuts the socket down when it passes, so a
+server dripping its headers a byte at a time is cut off too), and a byte cap per file.
+Anything a mirror answers that is not HTTP as expected is a failed attempt.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -58,7 +63,70 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
-_OPENER = urllib.request.build_opener(_Redirects)
+class _Deadline:
+    """One attempt's deadline: when it passes, every socket the attempt opened is shut down."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def register(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() - self.started > self.seconds
+
+
+def _shut(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _DeadlineConnection:
+    """Mixin for http.client connections: register the socket with the attempt's deadline once connected."""
+
+    deadline: _Deadline
+
+    def connect(self):
+        super().connect()
+        self.deadline.register(self.sock)
+
+
+def _opener(deadline: _Deadline):
+    http_class = type("Connection", (_DeadlineConnection, http.client.HTTPConnection), {"deadline": deadline})
+    https_class = type("Connection", (_DeadlineConnection, http.client.HTTPSConnection), {"deadline": deadline})
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(http_class, req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(https_class, req, context=self._context)
+
+    return urllib.request.build_opener(_Redirects, HTTP, HTTPS)
 
 
 def _http_error(err: urllib.error.HTTPError) -> AttemptFailed:
@@ -72,29 +140,43 @@ def _http_error(err: urllib.error.HTTPError) -> AttemptFailed:
 def _stream(url: str, dest: Path, timeout_seconds: float, max_bytes: int | None,
             progress: Callable[[int, int | None], None] | None) -> str:
     """Stream `url` into `dest`; return the md5 of what arrived."""
-    started = time.monotonic()
-    deadline = started + DEADLINE_FACTOR * timeout_seconds
+    deadline = _Deadline(DEADLINE_FACTOR * timeout_seconds)
+    try:
+        return _stream_before(url, dest, timeout_seconds, max_bytes, progress, deadline)
+    finally:
+        deadline.cancel()
+
+
+def _too_slow(deadline: _Deadline, received: int) -> AttemptFailed:
+    return AttemptFailed(f"too slow: {received:,} bytes in {time.monotonic() - deadline.started:.0f} s, past the "
+                         f"{DEADLINE_FACTOR} x data.timeout_seconds deadline", transient=True)
+
+
+def _stream_before(url: str, dest: Path, timeout_seconds: float, max_bytes: int | None,
+                   progress: Callable[[int, int | None], None] | None, deadline: _Deadline) -> str:
     request = urllib.request.Request(url, headers={"User-Agent": "ae-compare/1.0"})
     try:
-        response = _OPENER.open(request, timeout=timeout_seconds)
+        response = _opener(deadline).open(request, timeout=timeout_seconds)
     except AttemptFailed:
         raise
     except urllib.error.HTTPError as err:
         raise _http_error(err) from None
-    except urllib.error.URLError as err:
-        reason = err.reason
+    except Exception as err:  # noqa: BLE001 - whatever a mirror sends, this attempt failed
+        if deadline.passed():
+            raise _too_slow(deadline, 0) from None
+        reason = getattr(err, "reason", err)
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise AttemptFailed("timed out", transient=True) from None
-        raise AttemptFailed(f"{reason}", transient=True) from None
-    except TimeoutError:
-        raise AttemptFailed("timed out", transient=True) from None
-    except (OSError, ValueError) as err:
-        raise AttemptFailed(f"{type(err).__name__}: {err}", transient=True) from None
+        if isinstance(err, (http.client.HTTPException, ValueError)):
+            # Not HTTP as expected (a bad status line, too many headers, a malformed length): try the next mirror.
+            detail = " ".join(str(err).split())[:100]
+            raise AttemptFailed(f"not a valid HTTP answer ({type(err).__name__}: {detail})", transient=False) from None
+        raise AttemptFailed(" ".join(f"{reason}".split())[:200], transient=True) from None
 
     md5 = hashlib.md5()
     received = 0
-    length = response.headers.get("Content-Length")
-    expected = int(length) if length and length.isdigit() else None
+    length = (response.headers.get("Content-Length") or "").strip()
+    expected = int(length) if length.isascii() and length.isdigit() else None
     if max_bytes is not None and expected is not None and expected > max_bytes:
         response.close()
         raise AttemptFailed(f"announces {expected:,} bytes, more than the {max_bytes:,} this file can be",
@@ -113,17 +195,18 @@ def _stream(url: str, dest: Path, timeout_seconds: float, max_bytes: int | None,
                 md5.update(chunk)
                 if progress:
                     progress(received, expected)
-                if time.monotonic() > deadline:
-                    raise AttemptFailed(
-                        f"too slow: {received:,} bytes in {time.monotonic() - started:.0f} s, past the "
-                        f"{DEADLINE_FACTOR} x data.timeout_seconds deadline", transient=True)
+                if deadline.passed():
+                    raise _too_slow(deadline, received)
     except AttemptFailed:
         raise
     except TimeoutError:
         raise AttemptFailed(f"timed out after {received} bytes", transient=True) from None
-    except (OSError, urllib.error.URLError, ValueError) as err:
-        # http.client.IncompleteRead is an OSError subclass too.
+    except (OSError, urllib.error.URLError, ValueError, http.client.HTTPException) as err:
+        if deadline.passed():
+            raise _too_slow(deadline, received) from None
         raise AttemptFailed(f"connection broke after {received} bytes ({type(err).__name__})", transient=True) from None
+    if deadline.passed():  # the watchdog's shutdown ends a read as an end of file
+        raise _too_slow(deadline, received)
     if expected is not None and received != expected:
         raise AttemptFailed(f"truncated: {received} of {expected} bytes", transient=True)
     return md5.hexdigest()

@@ -42,9 +42,15 @@ def _open_gzip(path: Path):
         raise PipelineError(f"{path}: file missing")
     if path.stat().st_size == 0:
         raise PipelineError(f"{path}: file is empty")
-    with open(path, "rb") as f:
-        if f.read(2) != b"\x1f\x8b":
-            raise PipelineError(f"{path}: not a gzip file (expected the .gz file as published)")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+    except PermissionError:
+        raise PipelineError(f"{path}: not readable (permissions); fix and rerun") from None
+    except OSError as err:
+        raise PipelineError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if magic != b"\x1f\x8b":
+        raise PipelineError(f"{path}: not a gzip file (expected the .gz file as published)")
     return gzip.open(path, "rb")
 
 

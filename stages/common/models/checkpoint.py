@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from stages.common.models.nets import Autoencoder, build_model
-from stages.common.outputs.read import DAMAGE, damaged
+from stages.common.outputs.read import DAMAGE, check_readable, damaged
 
 FORMAT = "ae-compare-checkpoint/1"
 
@@ -46,8 +46,7 @@ def checkpoint_bytes(spec: ModelSpec, model: torch.nn.Module) -> bytes:
 
 
 def _read(path: Path, stage: str) -> dict:
-    if not path.is_file():
-        raise damaged(path, stage, "missing")
+    check_readable(path, stage)
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (*DAMAGE, pickle.UnpicklingError) as err:

@@ -84,7 +84,7 @@ def remove_stale_temps(path: Path) -> None:
                 stale.unlink()
 
 
-def _write_error(path: Path, err: OSError) -> PipelineError:
+def write_error(path: Path, err: OSError) -> PipelineError:
     if err.errno == errno.ENOSPC:
         why = "no space left on the device; free some and rerun"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -130,46 +130,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         tmp = new_temp(path)
     except OSError as err:
-        raise _write_error(path, err) from None
+        raise write_error(path, err) from None
     try:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as err:
-        raise _write_error(path, err) from None
+        raise write_error(path, err) from None
     finally:
         _remove(tmp)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; it replaces `path` if the block succeeds."""
-    path = Path(path)
-    try:
-        tmp = new_temp(path, directory=True)
-    except OSError as err:
-        raise _write_error(path, err) from None
-    try:
-        yield tmp
-        _replace_dir(tmp, path)
-    except OSError as err:
-        raise _write_error(path, err) from None
-    finally:
-        _remove(tmp)
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    if path.exists():
-        # Move the old folder aside first, so the swap itself is one rename.
-        old = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-old"
-        _remove(old)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        _remove(old)
-    else:
-        os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 # --------------------------------------------------------------------------- serialisers
@@ -209,55 +179,67 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
 def write_json(path: str | os.PathLike, obj) -> None:
-    write_text(path, json_text(obj))
+    """One JSON file written atomically, outside any stage (the benchmarks' reports)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json_text(obj), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- output sets
 class OutputSet:
-    """All outputs of one stage, staged as temporaries and renamed into place together.
+    """All outputs of one stage, staged as temporaries and put in place together.
 
     Created before the long work starts, it checks that every output's folder is
     writable (so a read-only `metrics/` is found in a second, not after training).
-    `commit()` renames every temporary onto its final name with SIGINT and SIGTERM
-    held off, so an interrupt leaves either the old set or the new one; `written`
-    and `pending` say which outputs are in place, for the interrupt message.
+    `commit()` first checks that every destination can be replaced (a folder where a
+    file goes, say, is found before anything moves), then renames every temporary onto
+    its final name with SIGINT and SIGTERM held off, so an interrupt leaves either the
+    old set or the new one; `written` and `pending` say which outputs are in place.
+    An output is a file (`bytes`, `text`, `json`, `npz`, `figure`) or a whole folder
+    (`folder`, which hands out an empty temporary folder to fill).
     """
 
     def __init__(self, paths: list[str | os.PathLike]):
         self.paths = [Path(p) for p in paths]
         self.staged: dict[Path, Path] = {}
+        self.folders: set[Path] = set()
         self.written: list[Path] = []
         for path in self.paths:
             check_writable(path)
         track_outputs(self)
 
-    def _stage(self, path: Path, data: bytes) -> None:
+    def _declared(self, path) -> Path:
         path = Path(path)
         if path not in self.paths:
             raise ValueError(f"{path} is not one of this stage's declared outputs")
         if path in self.staged:
             _remove(self.staged.pop(path))
+        return path
+
+    def _stage(self, path: Path, data: bytes) -> None:
+        path = self._declared(path)
         try:
             tmp = new_temp(path)
         except OSError as err:
-            raise _write_error(path, err) from None
+            raise write_error(path, err) from None
         try:
             tmp.write_bytes(data)
             _fsync_file(tmp)
         except OSError as err:
             _remove(tmp)
-            raise _write_error(path, err) from None
+            raise write_error(path, err) from None
         self.staged[path] = tmp
+
+    def folder(self, path) -> Path:
+        """An empty temporary folder that replaces the folder `path` at commit; the caller fills it."""
+        path = self._declared(path)
+        try:
+            tmp = new_temp(path, directory=True)
+        except OSError as err:
+            raise write_error(path, err) from None
+        self.staged[path] = tmp
+        self.folders.add(path)
+        return tmp
 
     def bytes(self, path, data: bytes) -> None:
         self._stage(path, data)
@@ -278,26 +260,47 @@ class OutputSet:
     def pending(self) -> list[Path]:
         return [p for p in self.paths if p not in self.written]
 
+    def _check_replaceable(self) -> None:
+        for path in self.paths:
+            if not os.path.lexists(path):
+                continue
+            is_dir = path.is_dir() and not path.is_symlink()
+            if is_dir != (path in self.folders):
+                kind, expected = ("a folder", "file") if is_dir else ("a file", "folder")
+                raise PipelineError(f"{path}: {kind} is in the way of this output {expected}; "
+                                    "move it aside and rerun (nothing was replaced)")
+
     def commit(self) -> None:
         missing = [str(p) for p in self.paths if p not in self.staged]
         if missing:
             raise RuntimeError(f"outputs never written: {', '.join(missing)}")
+        self._check_replaceable()
+        old_folders = []
         with _signals_held():
             with _commit_lock(self.paths[0]):
                 for path in self.paths:
                     try:
+                        if path in self.folders and path.exists():
+                            # The old folder moves aside first, so the swap itself is one rename.
+                            aside = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-old"
+                            _remove(aside)
+                            os.replace(path, aside)
+                            old_folders.append(aside)
                         os.replace(self.staged[path], path)
                     except OSError as err:
-                        raise _write_error(path, err) from None
+                        done = ", ".join(map(str, self.written)) or "none"
+                        raise PipelineError(f"{path}: cannot be replaced ({err.strerror or err}); outputs "
+                                            f"already replaced: {done}; rerun the stage") from None
                     self.written.append(path)
                 for folder in {p.parent for p in self.paths}:
                     _fsync_dir(folder)
+                for aside in old_folders:
+                    _remove(aside)
 
     def discard(self) -> None:
         for path, tmp in self.staged.items():
             if path not in self.written:
                 _remove(tmp)
-
 
 
 @contextlib.contextmanager
@@ -335,7 +338,7 @@ def check_writable(path: Path) -> None:
         probe = new_temp(path)
         probe.unlink()
     except OSError as err:
-        raise _write_error(path.parent, err) from None
+        raise write_error(path.parent, err) from None
 
 
 @contextlib.contextmanager
@@ -347,7 +350,7 @@ def _commit_lock(anchor: Path) -> Iterator[None]:
     try:
         folder = os.open(anchor.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as err:
-        raise _write_error(anchor.parent, err) from None
+        raise write_error(anchor.parent, err) from None
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         yield
