@@ -166,8 +166,14 @@ def run_on_cluster(cells: list, threads: int, scheduler: str, git_remote: str, d
 
     import tools.cluster
 
-    # Workers need not have this module importable: the task travels by value.
+    # Neither the scheduler nor the workers need this project importable: the task travels by value.
+    # Dask tries plain pickle first, which would send a module function by reference, so the task is
+    # a local function (plain pickle refuses it, cloudpickle sends it and this module's code along).
     cloudpickle.register_pickle_by_value(tools.cluster)
+
+    def task(spec: dict) -> dict:
+        return run_cell(spec)
+
     shared = prepare_coordinator(git_remote)
     todo = [cell for cell in cells if cell not in done]
     print(f"sweep: {len(cells)} cells; {len(todo)} to run on the Dask cluster at {scheduler}, "
@@ -176,7 +182,7 @@ def run_on_cluster(cells: list, threads: int, scheduler: str, git_remote: str, d
     if todo:
         with Client(scheduler, timeout="30s") as client:
             workers = len(client.scheduler_info()["workers"])
-            futures = [client.submit(run_cell, {**shared, "seed": seed, "latent_dim": dim, "threads": threads,
+            futures = [client.submit(task, {**shared, "seed": seed, "latent_dim": dim, "threads": threads,
                                                 "name": cell_name(seed, dim, shared["commit"])},
                                      key=cell_name(seed, dim, shared["commit"]), pure=False)
                        for seed, dim in todo]
