@@ -8,6 +8,7 @@ that never activated it).
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import sys
 from stages.common.models.device import usable_cores
 from tests.conftest import data_source_for_e2e
 from tests.stagerun import env, make_project, run, set_params, venv_path_hook_installed
+from tools.exps import experiments
 
 
 def test_sweep_runs_the_seed_grid_reports_intervals_and_reruns_only_new_cells(tmp_path):
@@ -64,6 +66,17 @@ def test_sweep_runs_the_seed_grid_reports_intervals_and_reruns_only_new_cells(tm
     again = sweep(120)
     assert "0 to run" in again.stdout and "nothing to run" in again.stdout
     assert "Wall time of the sweep run that computed 2" in (repo / "plots/sweep/report.md").read_text()
+
+    # Committing the results moves HEAD: the cells now hang off the parent commit, and still count.
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"], repo, check=True)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "sweep results"], repo, check=True)
+    after_commit = sweep(120)
+    assert "0 to run" in after_commit.stdout, after_commit.stdout[-2000:]
+    shown = json.loads(run(["dvc", "exp", "show", "--json", "--all-commits"], repo, check=True).stdout)
+    names = [exp["name"] for exp in experiments(shown)]
+    exps = subprocess.run([sys.executable, "-m", "tools.exps"], cwd=repo, env=sweep_env, capture_output=True,
+                          text=True, timeout=120)
+    assert len(names) == 2 and all(name in exps.stdout for name in names), exps.stdout  # make exps lists them
 
     set_params(repo, {"sweep": {"seeds": [1, 2, 3]}})
     third = sweep(900)

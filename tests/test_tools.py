@@ -93,3 +93,42 @@ def test_experiments_table_shows_changed_params_and_short_result_columns():
     assert max(len(line) for line in text.splitlines()) <= 200
     main = frame[frame["experiment"] == "main"].iloc[0]
     assert main["conv mse"] == "0.01000" and main["conv acc"] == "95.00"
+
+
+def test_compare_runs_tells_a_changed_output_from_a_new_checkpoint_format(tmp_path):
+    import torch
+
+    from tools.compare_runs import compare
+
+    state = {"w": torch.arange(4.0)}
+    for run, wrapped in (("a", False), ("b", True)):
+        (tmp_path / run / "data/models").mkdir(parents=True)
+        (tmp_path / run / "metrics/run").mkdir(parents=True)
+        torch.save({"state_dict": state} if wrapped else state, tmp_path / run / "data/models/conv.pt")
+        (tmp_path / run / "metrics/svm_conv.json").write_text('{"accuracy": 0.9}')
+        (tmp_path / run / "metrics/run/svm_conv.json").write_text(f'{{"seconds": {len(run)}.{run == "b"}}}')
+    same, differ = compare(tmp_path / "a", tmp_path / "b")
+    assert (same, differ) == (["data/models/conv.pt (weights)", "metrics/svm_conv.json"], [])
+    (tmp_path / "b/metrics/svm_conv.json").write_text('{"accuracy": 0.8}')
+    assert compare(tmp_path / "a", tmp_path / "b")[1] == ["metrics/svm_conv.json"]
+
+
+def test_facts_print_counts_as_counts(tmp_path, monkeypatch, capsys):
+    from tools import facts
+
+    (tmp_path / "metrics/run").mkdir(parents=True)
+    (tmp_path / "metrics/run/train_conv.json").write_text('{"n_train": 64, "seconds": 1.5}')
+    (tmp_path / "metrics/run/train_vae.json").write_text('{"seconds": 2.5}')
+    monkeypatch.chdir(tmp_path)
+    facts.main(["train"])
+    out = capsys.readouterr().out
+    assert " 64 " in out + " " and "64.0" not in out
+
+
+def test_exps_cut_long_param_values():
+    from tools.exps import MAX_PARAM_CHARS, _param
+
+    long = "/home/someone/datasets/fashion-mnist/version-2/raw"
+    shown = _param(long)
+    assert len(shown) == MAX_PARAM_CHARS and shown.startswith("…") and long.endswith(shown[1:])
+    assert _param(None) == "null" and _param(64) == "64"

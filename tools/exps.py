@@ -30,7 +30,7 @@ def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
 
 
 def experiments(show: list) -> list[dict]:
-    """Flatten `dvc exp show --json` of the current commit: one dict per finished experiment."""
+    """Flatten `dvc exp show --json` (of one or every commit): one dict per finished experiment."""
     found = []
     for commit in show:
         for exp in commit.get("experiments") or []:
@@ -60,13 +60,16 @@ def flatten(node, prefix: str = "") -> dict:
 def rows_of(show: list) -> list[dict]:
     """One row per commit and experiment: name, params and metrics of `dvc exp show --json`."""
     rows = []
-    for commit in show:
+    for index, commit in enumerate(show):
+        found = experiments([commit])
+        if index > 1 and not found:
+            continue  # an older commit without experiments (exp show --all-commits lists them all)
         data = commit.get("data") or {}
         name = "workspace" if commit.get("rev") == "workspace" else (commit.get("name") or commit.get("rev", "")[:7])
         rows.append({"name": name, "params": flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data")
                                                      or {}),
                      "metrics": {path: (v or {}).get("data") or {} for path, v in (data.get("metrics") or {}).items()}})
-        for exp in experiments([commit]):
+        for exp in found:
             rows.append({"name": f"  {exp['name']}", "params": flatten(exp["params"]), "metrics": exp["metrics"]})
     return rows
 
@@ -92,8 +95,13 @@ def table(rows: list[dict], every_param: bool = False):
     return pd.DataFrame(records)
 
 
+# A long value (a data.source path, say) would push the table past WIDTH on its own.
+MAX_PARAM_CHARS = 24
+
+
 def _param(value) -> str:
-    return "null" if value is None else str(value)
+    text = "null" if value is None else str(value)
+    return text if len(text) <= MAX_PARAM_CHARS else "…" + text[-(MAX_PARAM_CHARS - 1):]
 
 
 def _pct(value):
@@ -108,7 +116,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.exps", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="show every param, not only those that differ")
     args = parser.parse_args(argv)
-    frame = table(rows_of(json.loads(dvc("exp", "show", "--json"))), args.all)
+    # Every commit's experiments: a sweep's cells hang off the commit before its results were committed.
+    frame = table(rows_of(json.loads(dvc("exp", "show", "--json", "--all-commits"))), args.all)
     text = frame.to_string(index=False, justify="right")
     if max(len(line) for line in text.splitlines()) > WIDTH:
         # Narrower: the trustworthiness columns go first.

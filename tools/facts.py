@@ -38,7 +38,9 @@ def main(argv: list[str]) -> None:
                     table[path.stem[len(kind) + 1:]] = {"error": "unreadable"}
         if table:
             print(f"== {kind} ({RUN_DIR}/{kind}_*.json)")
-            print(pd.DataFrame(table).T.fillna("").to_string())
+            # Each value as written: a DataFrame column with a gap would show counts as floats (64.0).
+            frame = pd.DataFrame(list(table.values()), index=list(table), dtype=object).fillna("")
+            print(frame.to_string())
             print()
     sys.stdout.flush()
 

@@ -14,9 +14,10 @@ then reads `dvc exp show --json` and writes plots/sweep/:
   Holm-corrected, with the mean difference, its interval, the effect size and
   P(A better than B);
 - report.md and latent_size.png: the means with their intervals, and the ranks in groups.
-A cell that already has a finished experiment on the current commit with the same
-settings is not queued again: adding a seed runs only that seed's cells, and a
-repeated sweep only redraws the report.
+A cell that already has a finished experiment with the same params, on any commit
+with the same pipeline code (stages/, dvc.yaml), is not queued again: adding a seed
+runs only that seed's cells, a repeated sweep only redraws the report, and
+committing the results (the cells then hang off the parent commit) loses none.
 
 With `--scheduler` (or DASK_SCHEDULER_ADDRESS set) the cells run as tasks on that
 Dask cluster instead of DVC's local queue, each an ordinary DVC experiment published
@@ -38,8 +39,8 @@ from stages.common.models.catalogue import CATALOGUE, display_name
 from stages.common.models.device import usable_cores
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.read import check_numbers, read_json
-from stages.common.settings import read
-from tools.exps import dvc, experiments
+from stages.common.settings import PARAMS_FILE, load_yaml, read
+from tools.exps import dvc, experiments, flatten
 
 OUT = Path("plots/sweep")
 TIMING = OUT / "timing.json"
@@ -54,24 +55,56 @@ SOURCES = {  # metric -> metrics file pattern
 
 
 def matches(params: dict, settings: dict) -> bool:
-    """Whether an experiment's params.yaml has `settings` (dotted key -> value) besides its cell."""
-    for key, value in settings.items():
-        node = params
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node != value:
-            return False
-    return True
+    """Whether an experiment's params.yaml has `settings` (dotted key -> value, as `flatten` gives) besides its cell."""
+    given = flatten(params)
+    return all(given.get(key) == value for key, value in settings.items())
 
 
-def finished_cells(found: list[dict], settings: dict) -> dict:
-    """(seed, latent_dim) -> the newest finished experiment of that cell with these settings."""
+def finished_cells(found: list[dict], settings: dict, same_code=lambda baseline: True) -> dict:
+    """(seed, latent_dim) -> the newest finished experiment of that cell with these settings.
+
+    `same_code(baseline)` says whether an experiment's commit ran the code the workspace has,
+    so cells run before a commit that changed only results or docs still count.
+    """
     cells = {}
     for exp in found:  # exp show lists newest first
         params = exp["params"]
-        if "train" in params and "seed" in params and matches(params, settings):
+        if ("train" in params and "seed" in params and matches(params, settings)
+                and same_code(exp.get("baseline"))):
             cells.setdefault((params["seed"], params["train"]["latent_dim"]), exp)
     return cells
+
+
+# What decides a cell's results besides its params: the pipeline's code and its wiring.
+CODE = ("stages", "dvc.yaml")
+
+
+def code_version(rev: str) -> tuple | None:
+    """The git trees of CODE at `rev` (None where git cannot say)."""
+    import subprocess
+
+    proc = subprocess.run(["git", "rev-parse", *(f"{rev}:{path}" for path in CODE)], capture_output=True, text=True)
+    return tuple(proc.stdout.split()) if proc.returncode == 0 else None
+
+
+def same_code_as_head():
+    """A test of a baseline commit: True where its CODE is HEAD's (each commit asked once)."""
+    head, known = code_version("HEAD"), {}
+
+    def same(baseline) -> bool:
+        if baseline not in known:
+            known[baseline] = baseline is not None and code_version(baseline) == head
+        return known[baseline]
+
+    return same
+
+
+def cell_settings(params: dict, threads: int) -> dict:
+    """Every param a cell must share with this sweep: all of params.yaml but the cell's own and the sweep's."""
+    settings = {key: value for key, value in flatten(params).items()
+                if key not in ("seed", "train.latent_dim") and not key.startswith("sweep.")}
+    settings["train.threads"] = threads
+    return settings
 
 
 def cell_rows(cells: dict, archs: list) -> list[dict]:
@@ -206,7 +239,7 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
 
 def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> dict | None:
     """Queue and run the cells without a finished experiment here; the timing, or None when none was missing."""
-    todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings)]
+    todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings, same_code_as_head())]
     print(f"sweep: {len(cells)} cells (seeds x latent sizes); {len(todo)} to run with {jobs} worker(s) of "
           f"{threads} thread(s) each", flush=True)
     if not todo:
@@ -221,7 +254,8 @@ def run_grid(cells: list, settings: dict, jobs: int, threads: int) -> dict | Non
             dvc("exp", "run", "--queue", "-S", f"seed={seed}", "-S", f"train.latent_dim={dim}",
                 "-S", f"train.threads={threads}")
         dvc("exp", "run", "--run-all", "--jobs", str(jobs), capture=False, env={**os.environ, **share})
-        todo = [cell for cell in cells if cell not in finished_cells(experiments(show()), settings)]
+        todo = [cell for cell in cells
+                if cell not in finished_cells(experiments(show()), settings, same_code_as_head())]
         if not todo:
             break
         if attempt < ATTEMPTS:
@@ -248,7 +282,8 @@ def last_timing() -> dict | None:
 
 
 def show() -> list:
-    return json.loads(dvc("exp", "show", "--json"))
+    # Every commit's experiments: after the sweep's results are committed, its cells hang off the parent.
+    return json.loads(dvc("exp", "show", "--json", "--all-commits"))
 
 
 def main(argv: list[str]) -> None:
@@ -270,7 +305,7 @@ def main(argv: list[str]) -> None:
     threads = args.cell_threads if args.scheduler else max(1, usable_cores() // jobs)
     cells = [(seed, dim) for dim in sweep.latent_dims for seed in sweep.seeds]
     # What every experiment of this sweep shares; an old experiment with other values is not reused.
-    settings = {"train.threads": threads, "data.dataset": params["data.dataset"], "train.epochs": epochs}
+    settings = cell_settings(load_yaml(PARAMS_FILE), threads)
     outputs = OutputSet([OUT / name for name in ("report.md", "runs.csv", "results.csv", "comparisons.csv",
                                                  "latent_size.png", "timing.json")])
 
@@ -281,11 +316,11 @@ def main(argv: list[str]) -> None:
         from tools.cluster import pull_experiments, run_on_cluster
 
         pull_experiments(args.git_remote)  # what an interrupted sweep already published
-        done = set(finished_cells(experiments(show()), settings))
+        done = set(finished_cells(experiments(show()), settings, same_code_as_head()))
         timing, failed = run_on_cluster(cells, threads, args.scheduler, args.git_remote, done)
     else:
         timing = run_grid(cells, settings, jobs, threads)
-    found = finished_cells(experiments(show()), settings)
+    found = finished_cells(experiments(show()), settings, same_code_as_head())
     rows = cell_rows({cell: found[cell] for cell in cells if cell in found}, params["archs"])
     if not rows:
         raise PipelineError("no finished sweep experiment found in `dvc exp show`; run `make sweep` first")

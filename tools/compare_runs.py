@@ -1,0 +1,67 @@
+"""Compare two runs' outputs: every file byte for byte, model files by their weights, run facts skipped.
+
+    python -m tools.compare_runs RUN_A RUN_B    (two project folders, each after `dvc repro`)
+
+For showing that a change to the code left every result as it was: the models'
+weights (a checkpoint's format may change around them), latents, prepared data,
+metrics, loss and t-SNE tables and pictures. Run facts (metrics/run/: times, memory)
+and the downloaded files are left out. Exits 1 when anything differs.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.common.errors import PipelineError, run_stage
+
+COMPARED = ("data", "metrics", "plots")
+
+
+def outputs(root: Path) -> list[Path]:
+    """The compared outputs under `root`, relative to it."""
+    found = []
+    for top in COMPARED:
+        for path in sorted((root / top).rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and rel.parts[:2] not in (("metrics", "run"), ("data", "raw")):
+                found.append(rel)
+    return found
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    def weights(path: Path) -> dict:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return saved.get("state_dict", saved) if isinstance(saved, dict) else {}
+
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[key], wb[key]) for key in wa)
+
+
+def compare(a: Path, b: Path) -> tuple[list[str], list[str]]:
+    """(identical, different) outputs of run `a` against run `b`."""
+    same, differ = [], []
+    for rel in outputs(a):
+        if not (b / rel).is_file():
+            differ.append(f"{rel} (missing in {b})")
+        elif rel.suffix == ".pt":
+            (same if same_weights(a / rel, b / rel) else differ).append(f"{rel} (weights)")
+        else:
+            (same if (a / rel).read_bytes() == (b / rel).read_bytes() else differ).append(str(rel))
+    return same, differ
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or not all(Path(arg).is_dir() for arg in argv):
+        raise PipelineError("usage: python -m tools.compare_runs RUN_A RUN_B, two project folders")
+    same, differ = compare(Path(argv[0]), Path(argv[1]))
+    print(f"identical: {len(same)}; different: {len(differ)}")
+    for item in differ:
+        print(f"  differs: {item}")
+    if differ:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_stage(main, "compare_runs", sys.argv[1:])
