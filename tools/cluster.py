@@ -136,6 +136,7 @@ def dvc_remote_url() -> str:
 def prepare_coordinator(git_remote: str) -> dict:
     """Check the workspace, publish the commit and the prepared data; what every task needs."""
     from tools.exps import dvc
+    from tools.share import main as share
 
     if _git("status", "--porcelain", "--untracked-files=no"):
         raise PipelineError("the workspace has uncommitted changes; commit them first (workers check out the commit)")
@@ -147,8 +148,7 @@ def prepare_coordinator(git_remote: str) -> dict:
     dvc_url = dvc_remote_url()
     # Workers restore the data stages from the run-cache, so they need no data.source folder.
     dvc("repro", "--pull", "prepare", capture=False)
-    dvc("push", "--run-cache", "--quiet", capture=False)
-    subprocess.run([sys.executable, "-m", "tools.share"], check=True, capture_output=True)
+    share([])  # the workspace's outputs, the run-cache and the runs' outputs, as `make share`
     return {"commit": commit, "git_url": git_url, "dvc_url": dvc_url}
 
 
