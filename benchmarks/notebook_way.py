@@ -1,51 +1,107 @@
-"""The reference notebook's data path, rebuilt here as the baseline to measure against.
+"""The reference notebook's training, as it ran: the baseline the benchmark measures against.
 
-A torchvision-style dataset that turns each image into a PIL image and then a tensor
-with `ToTensor()`, fed through a `DataLoader` with batch 128 and shuffling, one
-image at a time in Python: what the notebook did.
+torchvision's own dataset class (`MNIST` or `FashionMNIST`) reads the IDX files from
+where torchvision looks for them, `ToTensor()` turns each image into a tensor in
+Python, a `DataLoader` with batch 128 shuffles, and Adam with `MSELoss` trains. The
+process gets nothing the notebook did not set: plain seeding (`torch.manual_seed`,
+`np.random.seed`), torch's default threads, deterministic algorithms off, denormals
+as the CPU computes them, glibc's allocator as it comes. `process_settings()` reads
+those back, so a test can check that none of the project's settings leaked in.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
 
-from stages.common.models.nets import Autoencoder
-
-
-class NotebookMNIST(Dataset):
-    """What torchvision.datasets.MNIST.__getitem__ does, over arrays already in memory."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images = torch.from_numpy(np.array(images))
-        self.labels = torch.from_numpy(np.array(labels)).long()
-        self.transform = transforms.ToTensor()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        image = Image.fromarray(self.images[index].numpy(), mode="L")
-        return self.transform(image), int(self.labels[index])
+# torchvision's dataset classes, by the data folder they stand for.
+DATASET_CLASSES = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}
 
 
-def notebook_epoch(model: nn.Module, optimizer, images: np.ndarray, labels: np.ndarray, seed: int) -> float:
-    """One training epoch the notebook's way; returns the mean batch loss."""
-    loader = DataLoader(NotebookMNIST(images, labels), batch_size=128, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    loss_fn = nn.MSELoss()
+def dataset_class_for(data: Path) -> str:
+    """Which torchvision class reads `data`: FashionMNIST where the folder says so, else MNIST.
+
+    The two read the same IDX format the same way; only the folder they look in differs.
+    """
+    return "fashion-mnist" if "fashion" in data.resolve().name.lower() else "mnist"
+
+
+def torchvision_root(data: Path, dataset: str, cache: Path) -> Path:
+    """A root under `cache` where torchvision's `dataset` class finds `data`'s four IDX files.
+
+    torchvision looks for them decompressed in `<root>/<ClassName>/raw/`. They are
+    written there once per version of `data` (its path, sizes and times name the
+    root), each file atomically, and reused.
+    """
+    cls = DATASET_CLASSES[dataset]
+    names = [Path(url).name for url, _ in cls.resources]
+    stats = [(data / name).stat() for name in names]
+    key = hashlib.sha256(repr((str(data.resolve()), [(s.st_size, s.st_mtime_ns) for s in stats])).encode())
+    root = cache / f"{dataset}-{key.hexdigest()[:16]}"
+    raw = root / cls.__name__ / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = raw / name.removesuffix(".gz")
+        if not target.exists():
+            partial = target.with_name(target.name + ".partial")
+            with gzip.open(data / name, "rb") as source, open(partial, "wb") as out:
+                shutil.copyfileobj(source, out)
+            os.replace(partial, target)
+    return root
+
+
+def seed_as_the_notebook(seed: int) -> None:
+    """What the notebook set, once at the start: numpy's and torch's seeds, nothing more."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def notebook_loader(root: Path, dataset: str, keep: np.ndarray | None) -> DataLoader:
+    """The notebook's training loader: torchvision's dataset, ToTensor, batch 128, shuffled."""
+    train = DATASET_CLASSES[dataset](root=str(root), train=True, download=False, transform=transforms.ToTensor())
+    if keep is not None:  # a --train-limit run: the same images the project's way trains on
+        train = Subset(train, keep.tolist())
+    return DataLoader(train, batch_size=128, shuffle=True)
+
+
+def notebook_epoch(model: nn.Module, optimizer, loader: DataLoader) -> float:
+    """One training epoch the notebook's way; returns the mean batch loss (what it printed)."""
+    criterion = nn.MSELoss()
+    uses_mse = type(model).loss_function.__qualname__ == "Autoencoder.loss_function"
     model.train()
-    total, batches = 0.0, 0
-    for batch, _ in loader:
+    total = 0.0
+    for data, _ in loader:
         optimizer.zero_grad()
-        # The notebook's three use plain MSE; a model with its own objective (VAE, denoising) uses it.
-        loss = loss_fn(model(batch), batch) if type(model).loss_function is Autoencoder.loss_function \
-            else model.loss_function(batch)[0]
+        # The notebook's three train on MSE; a model with its own objective (VAE, denoising) uses it.
+        loss = criterion(model(data), data) if uses_mse else model.loss_function(data)[0]
         loss.backward()
         optimizer.step()
         total += loss.item()
-        batches += 1
-    return total / batches
+    return total / len(loader)
+
+
+def flushes_denormals() -> bool:
+    """Whether the CPU flushes denormal floats to zero in this process (torch.set_flush_denormal)."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a denormal: below float32's 1.18e-38
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+def process_settings() -> dict:
+    """What this process runs with, of the settings the project changes and the notebook did not."""
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "flush_denormal": flushes_denormals(),
+        "threads": torch.get_num_threads(),
+        "project_modules": sorted(m for m in sys.modules if m.startswith("stages.common.models.")
+                                  and m.rsplit(".", 1)[1] in ("allocator", "device", "training")),
+        "malloc_env": sorted(k for k in os.environ if k.startswith("MALLOC_") or k.startswith("GLIBC_TUNABLES")),
+    }

@@ -3,12 +3,14 @@
     python -m benchmarks.speed [--data DIR] [--runs 3] [--train-limit N] [--parts ...] [--out PATH]
 
 In one run on the same data and machine it measures: the matrix-multiply peak
-(float32, bfloat16); one training epoch per architecture the notebook's way and the
-project's way, alternating, with the GFLOP/s reached; the SVM stage against a plain
-`SVC.fit` + `predict`; the start-up of the stages that need no torch. Each
-measurement runs in its own process, so its peak memory (RSS) is its own. Prints a
-table and writes JSON (default benchmarks/results/speed.json). `--parts` measures
-only some of it, to redo one table after a change that touches only that part.
+(float32, and bfloat16 where the CPU has it); one training epoch per architecture
+as the notebook ran (benchmarks/notebook_way.py: torchvision's dataset class, none
+of the project's process settings) and the train stage's way, alternating, with the
+GFLOP/s reached and each run's pair ratio; the SVM stage against a plain `SVC.fit` +
+`predict`; the start-up of the stages that need no torch. Each measurement runs in
+its own process, so its peak memory (RSS) is its own. Prints a table and writes JSON
+(default benchmarks/results/speed.json). `--parts` measures only some of it, to redo
+one table after a change that touches only that part.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
 
 DEFAULT_DATA = [Path("/usr/share/datasets/fashion-mnist"), ROOT.parent / "shared" / "data" / "mnist-small"]
 PARTS = ("train", "quality", "svm", "startup")
+# Where the notebook way finds the IDX files decompressed, as torchvision reads them.
+NOTEBOOK_CACHE = ROOT / "benchmarks" / ".torchvision"
 
 
 # ----------------------------------------------------------------------------- workers
@@ -69,37 +73,60 @@ def worker_peak() -> dict:
             times.append(time.perf_counter() - started)
         return 2 * n**3 / statistics.median(times) / 1e9
 
-    return {"fp32_gflops": gflops(torch.float32), "bf16_gflops": gflops(torch.bfloat16, n=1024, reps=3)}
+    from stages.common.models.device import cpu_supports_bf16
+
+    # Without bf16 hardware torch emulates it at a few GFLOP/s: nothing to compare with.
+    bf16 = gflops(torch.bfloat16, n=1024, reps=3) if cpu_supports_bf16() else None
+    return {"fp32_gflops": gflops(torch.float32), "bf16_gflops": bf16}
 
 
-def worker_train(way: str, arch: str, data: str, limit: str, precision: str) -> dict:
+def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cache: str = "") -> dict:
+    if way == "notebook":
+        return notebook_train(arch, Path(data), limit, Path(cache or NOTEBOOK_CACHE))
     import torch
 
     from stages.common.models.allocator import keep_freed_memory_for_reuse
     from stages.common.models.device import check_precision, seed_everything
     from stages.common.models.training import adam, fast_layout, to_float_images, train_epoch
 
-    if way != "notebook":
-        keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
+    keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
     images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
     seed_everything(42)
     cpu = torch.device("cpu")
     model = committed_model(arch, 64)
-    if way == "notebook":
-        from benchmarks.notebook_way import notebook_epoch
-
-        torch.set_flush_denormal(False)  # the notebook computed with denormals
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        started = time.perf_counter()
-        loss = notebook_epoch(model, optimizer, images, labels, seed=42)
-    else:
-        check_precision(precision, cpu)
-        fast_layout(model, cpu)
-        optimizer = adam(model, 1e-3)
-        x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
-        started = time.perf_counter()
-        loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
+    check_precision(precision, cpu)
+    fast_layout(model, cpu)
+    optimizer = adam(model, 1e-3)
+    x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
+    started = time.perf_counter()
+    loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
     return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
+
+
+def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
+    """One epoch as the notebook ran it, in a process with none of the project's settings."""
+    import torch
+
+    from benchmarks import notebook_way as notebook
+
+    dataset = notebook.dataset_class_for(data)
+    root = notebook.torchvision_root(data, dataset, cache)
+    keep = None
+    if limit != "all":  # the same balanced subset the project's way trains on
+        from stages.common.data.datasets import SPLIT_FILES
+        from stages.common.data.idx import read_split
+        from stages.common.data.sampling import balanced_indices
+
+        keep = balanced_indices(read_split(*(data / name for name in SPLIT_FILES["train"]))[1], int(limit))
+    notebook.seed_as_the_notebook(42)
+    model = committed_model(arch, 64)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = notebook.notebook_loader(root, dataset, keep)
+    started = time.perf_counter()
+    loss = notebook.notebook_epoch(model, optimizer, loader)
+    dataset_class = type(getattr(loader.dataset, "dataset", loader.dataset)).__name__
+    return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(loader.dataset),
+            "dataset_class": dataset_class, "process": notebook.process_settings()}
 
 
 def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str) -> dict:
@@ -213,6 +240,10 @@ def measure(task: str, *args) -> dict:
     return result
 
 
+def best_peak(peaks: list) -> dict:
+    return {key: max((p.get(key) or 0 for p in peaks), default=0) or None for key in ("fp32_gflops", "bf16_gflops")}
+
+
 def median_of(results: list, key: str):
     values = [r[key] for r in results if key in r]
     return statistics.median(values) if values else None
@@ -246,12 +277,11 @@ def run_benchmark(args) -> dict:
     }
     print(f"benchmark on {data} ({limit} training images), {args.runs} runs each", flush=True)
     # This kind of machine's clock and neighbours vary (one 2-core VM gave 216-317 GFLOP/s
-    # in three runs): the best of three is the closest to what its cores can do.
+    # in three runs, another 28-68 within an hour): the best of every try, three now and
+    # one after each architecture, is the closest to what its cores can do.
     peaks = [measure("peak") for _ in range(3)]
-    report["peak"] = {key: max(p.get(key, 0) for p in peaks) for key in ("fp32_gflops", "bf16_gflops")}
-    report["peak"]["runs"] = peaks
-    peak = report["peak"].get("fp32_gflops")
-    print(f"matmul peak: {peak:.0f} GFLOP/s fp32, {report['peak'].get('bf16_gflops', 0):.0f} bf16", flush=True)
+    print(f"matmul peak: {fmt(best_peak(peaks)['fp32_gflops'], '.0f')} GFLOP/s fp32, "
+          f"{fmt(best_peak(peaks)['bf16_gflops'], '.0f')} bf16", flush=True)
 
     precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
     report["train"] = {}
@@ -261,10 +291,11 @@ def run_benchmark(args) -> dict:
         for run in range(args.runs):
             order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for way, precision in order:
-                result = measure("train", way, arch, data, limit, precision)
+                result = measure("train", way, arch, data, limit, precision, args.torchvision_cache)
                 runs[(way, precision)].append(result)
                 print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
                       flush=True)
+        peaks.append(measure("peak"))
         entry = {"flops_per_image": flops, "n_images": median_of(runs[("notebook", "fp32")], "n_images")}
         n_images = entry["n_images"]
         for (way, precision), results in runs.items():
@@ -274,13 +305,22 @@ def run_benchmark(args) -> dict:
                 "peak_rss_mb": median_of(results, "peak_rss_mb"),
                 "gflops": flops * n_images / seconds / 1e9 if seconds else None,
             }
-            if seconds and peak:
-                entry[f"{way}_{precision}"]["fraction_of_fp32_peak"] = entry[f"{way}_{precision}"]["gflops"] / peak
         base = entry["notebook_fp32"]["seconds_per_epoch"]
         for precision in precisions:
             project = entry[f"project_{precision}"]["seconds_per_epoch"]
             entry[f"ratio_{precision}"] = project / base if project and base else None
+            # Each run's pair ran back to back, so a slow spell of the host weighs on both.
+            pairs = [p.get("seconds") / n.get("seconds") for p, n in zip(runs[("project", precision)],
+                                                                           runs[("notebook", "fp32")])
+                     if p.get("seconds") and n.get("seconds")]
+            entry[f"paired_ratios_{precision}"] = pairs
+            entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
         report["train"][arch] = entry
+    report["peak"] = {**best_peak(peaks), "runs": peaks}
+    for entry in report["train"].values():
+        for precision in precisions:
+            gflops, peak = entry[f"project_{precision}"]["gflops"], report["peak"]["fp32_gflops"]
+            entry[f"project_{precision}"]["fraction_of_fp32_peak"] = gflops / peak if gflops and peak else None
     if not cpu_supports_bf16():
         report["bf16"] = "not measured: this CPU has neither AVX-512 BF16 nor AMX (train.precision bf16 is refused)"
     elif args.quality_epochs and "quality" in args.parts:
@@ -336,9 +376,10 @@ def table(report: dict) -> str:
              f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
              f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
     if report["train"]:
-        lines += ["", "| architecture | notebook way s | project fp32 s (ratio) | project bf16 s (ratio) "
-                  "| FLOP-limit s fp32 / bf16 | fp32 share of limit | RSS MB notebook / project |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| architecture | notebook way s | project fp32 s (ratio) | median paired ratio fp32 "
+                  "| project bf16 s (ratio) | FLOP-limit s fp32 / bf16 | fp32 share of limit "
+                  "| RSS MB notebook / project |",
+                  "|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -348,6 +389,7 @@ def table(report: dict) -> str:
         share = limit32 / pr["seconds_per_epoch"] if limit32 and pr["seconds_per_epoch"] else None
         lines.append(f"| {arch} | {fmt(nb['seconds_per_epoch'], '.1f')} | "
                      f"{fmt(pr['seconds_per_epoch'], '.1f')} ({fmt(entry.get('ratio_fp32'))}) | "
+                     f"{fmt(entry.get('median_paired_ratio_fp32'))} | "
                      f"{fmt(bf.get('seconds_per_epoch'), '.1f')} ({fmt(entry.get('ratio_bf16'))}) | "
                      f"{fmt(limit32, '.1f')} / {fmt(limit16, '.1f')} | "
                      f"{'–' if share is None else format(share, '.0%')} | "
@@ -398,6 +440,8 @@ def main(argv: list) -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="what to measure (default: all; the matmul peak is always measured)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed.json")
+    parser.add_argument("--torchvision-cache", type=Path, default=NOTEBOOK_CACHE,
+                        help="where the notebook way finds the IDX files decompressed, as torchvision reads them")
     args = parser.parse_args(argv)
     report = run_benchmark(args)
     from stages.common.outputs.atomic import write_json

@@ -51,3 +51,61 @@ def test_the_gpu_benchmark_names_a_missing_device_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "cuda" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "gpu.json").exists()
+
+
+def run_train_worker(way: str, data: Path, cache: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "worker", "train", way, "stacked", str(data),
+                           "all", "fp32", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_notebook_baseline_runs_as_the_notebook_ran(tmp_path):
+    """torchvision's own dataset class, and none of the settings the project's way adds to its process."""
+    data = write_idx_folder(tmp_path / "data", n_train=300, n_test=50)
+    notebook = run_train_worker("notebook", data, tmp_path / "cache")
+    assert notebook["dataset_class"] == "MNIST" and notebook["n_images"] == 300
+    assert sorted(p.name for p in (tmp_path / "cache").glob("mnist-*/MNIST/raw/*")) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+    default_threads = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+    assert notebook["process"] == {"deterministic_algorithms": False, "flush_denormal": False,
+                                   "threads": int(default_threads), "project_modules": [], "malloc_env": []}
+    # The same probe sees the project's settings where they are on, so it can tell.
+    project_probe = subprocess.run(
+        [sys.executable, "-c", "import json; from stages.common.models.allocator import keep_freed_memory_for_reuse;"
+         "from stages.common.models.device import seed_everything; keep_freed_memory_for_reuse(); seed_everything(1);"
+         "from benchmarks.notebook_way import process_settings; print(json.dumps(process_settings()))"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    project = json.loads(project_probe.stdout)
+    assert project["deterministic_algorithms"] and project["flush_denormal"]
+    assert project["project_modules"] == ["stages.common.models.allocator", "stages.common.models.device"]
+
+
+def test_the_torchvision_copy_follows_the_data_it_stands_for(tmp_path):
+    from benchmarks.notebook_way import dataset_class_for, torchvision_root
+
+    first = write_idx_folder(tmp_path / "fashion-mnist", n_train=30, n_test=10)
+    assert dataset_class_for(first) == "fashion-mnist"
+    root = torchvision_root(first, "fashion-mnist", tmp_path / "cache")
+    assert torchvision_root(first, "fashion-mnist", tmp_path / "cache") == root
+    write_idx_folder(first, n_train=40, n_test=10)  # new files in the same folder: a new copy
+    assert torchvision_root(first, "fashion-mnist", tmp_path / "cache") != root
+    assert not list((tmp_path / "cache").rglob("*.partial"))
+
+
+def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
+    data = write_idx_folder(tmp_path / "data", n_train=300, n_test=50)
+    out = tmp_path / "speed.json"
+    args = ["--data", str(data), "--parts", "train", "--archs", "stacked", "--runs", "2", "--train-limit", "100",
+            "--torchvision-cache", str(tmp_path / "cache"), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads(out.read_text())["train"]["stacked"]
+    assert entry["n_images"] == 100
+    notebook, project = entry["notebook_fp32"]["runs"], entry["project_fp32"]["runs"]
+    assert entry["paired_ratios_fp32"] == [p / n for p, n in zip(project, notebook)]
+    medians = entry["project_fp32"]["seconds_per_epoch"], entry["notebook_fp32"]["seconds_per_epoch"]
+    assert entry["ratio_fp32"] == medians[0] / medians[1]
+    assert "| stacked |" in proc.stdout
