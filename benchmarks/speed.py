@@ -50,12 +50,18 @@ def committed_model(arch: str, latent_dim: int):
     return ModelSpec(arch, latent_dim, as_kwargs(settings)).build()
 
 
-def load_train_images(data: Path, limit: int | None):
+def read_data_split(data: Path, split: str):
+    """Images and labels of `split` ("train" or "test") from the four IDX files in `data`."""
     from stages.common.data.datasets import SPLIT_FILES
     from stages.common.data.idx import read_split
+
+    return read_split(*(data / name for name in SPLIT_FILES[split]))
+
+
+def load_train_images(data: Path, limit: int | None):
     from stages.common.data.sampling import balanced_indices
 
-    images, labels = read_split(*(data / name for name in SPLIT_FILES["train"]))
+    images, labels = read_data_split(data, "train")
     keep = balanced_indices(labels, limit)
     return images[keep], labels[keep]
 
@@ -113,11 +119,9 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
     root = notebook.torchvision_root(data, dataset, cache)
     keep = None
     if limit != "all":  # the same balanced subset the project's way trains on
-        from stages.common.data.datasets import SPLIT_FILES
-        from stages.common.data.idx import read_split
         from stages.common.data.sampling import balanced_indices
 
-        keep = balanced_indices(read_split(*(data / name for name in SPLIT_FILES["train"]))[1], int(limit))
+        keep = balanced_indices(read_data_split(data, "train")[1], int(limit))
     notebook.seed_as_the_notebook(42)
     model = committed_model(arch, 64)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -133,8 +137,6 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     """The test MSE after `epochs` epochs of the train stage's own fit(), for comparing precisions."""
     import torch
 
-    from stages.common.data.datasets import SPLIT_FILES
-    from stages.common.data.idx import read_split
     from stages.common.models.allocator import keep_freed_memory_for_reuse
     from stages.common.models.device import check_precision, seed_everything
     from stages.common.models.training import fit, to_float_images
@@ -143,7 +145,7 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     cpu = torch.device("cpu")
     check_precision(precision, cpu)
     images, _ = load_train_images(Path(data), int(limit) if limit != "all" else None)
-    test_images, _ = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
+    test_images, _ = read_data_split(Path(data), "test")
     seed_everything(42)
     model = committed_model(arch, 64)
     started = time.perf_counter()
@@ -174,11 +176,8 @@ def svm_features(latents: str, data: str):
             return f["z_train"], f["y_train"], f["z_test"], f["y_test"], f"latents {path}"
     from sklearn.decomposition import PCA
 
-    from stages.common.data.datasets import SPLIT_FILES
-    from stages.common.data.idx import read_split
-
-    x, y = read_split(*(Path(data) / name for name in SPLIT_FILES["train"]))
-    xt, yt = read_split(*(Path(data) / name for name in SPLIT_FILES["test"]))
+    x, y = read_data_split(Path(data), "train")
+    xt, yt = read_data_split(Path(data), "test")
     pca = PCA(64, random_state=42).fit(x.reshape(len(x), -1) / 255.0)
     project = lambda a: pca.transform(a.reshape(len(a), -1) / 255.0).astype(np.float32)  # noqa: E731
     return project(x), y, project(xt), yt, f"PCA-64 of {data} (no latents at {path})"
@@ -280,8 +279,9 @@ def run_benchmark(args) -> dict:
     # in three runs, another 28-68 within an hour): the best of every try, three now and
     # one after each architecture, is the closest to what its cores can do.
     peaks = [measure("peak") for _ in range(3)]
-    print(f"matmul peak: {fmt(best_peak(peaks)['fp32_gflops'], '.0f')} GFLOP/s fp32, "
-          f"{fmt(best_peak(peaks)['bf16_gflops'], '.0f')} bf16", flush=True)
+    best = best_peak(peaks)
+    print(f"matmul peak: {fmt(best['fp32_gflops'], '.0f')} GFLOP/s fp32, {fmt(best['bf16_gflops'], '.0f')} bf16",
+          flush=True)
 
     precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
     report["train"] = {}
