@@ -12,7 +12,7 @@ product to its nine taps followed by col2im; the Conv AE family's flatten to and
 from 128x7x7 read in the channels-last order the convolutions leave, with the
 linear layer's weight permuted instead of the activations. For each, two copies of
 the model with the same weights train in one process, alternating rounds of
-`--steps` steps of batch 128 in the train stage's way (channels-last, fused Adam,
+`--steps` steps of train.batch_size in the train stage's way (channels-last, fused Adam,
 freed memory kept), so both see the same machine; it prints the median step time of
 each and their ratio, and the largest difference between the two models' outputs
 before training. Nothing here is used by the stages: a formulation earns its place
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.speed import committed_model
+from benchmarks.settings import params_model, settings
 from stages.common.models.allocator import keep_freed_memory_for_reuse
 from stages.common.models.training import adam, fast_layout, train_epoch
 
@@ -113,21 +113,22 @@ def apply(model: nn.Module, formulation: str) -> int:
 def compare(arch: str, formulation: str, rounds: int, steps: int) -> dict | None:
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    as_is = fast_layout(committed_model(arch, 64), cpu)
+    as_is = fast_layout(params_model(arch), cpu)
+    batch = settings().batch_size
     reformulated = copy.deepcopy(as_is)
     if not apply(reformulated, formulation):
         return None
-    x = torch.rand(128 * steps, 1, 28, 28)
+    x = torch.rand(batch * steps, 1, 28, 28)
     with torch.no_grad():
         as_is.eval(), reformulated.eval()
-        difference = (as_is(x[:128]) - reformulated(x[:128])).abs().max().item()
+        difference = (as_is(x[:batch]) - reformulated(x[:batch])).abs().max().item()
     models = {"as is": as_is, formulation: reformulated}
-    optimizers = {name: adam(model, 1e-3) for name, model in models.items()}
+    optimizers = {name: adam(model, settings().lr) for name, model in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(rounds + 1):
         for name in (list(models) if round_ % 2 == 0 else list(reversed(models))):
             started = time.perf_counter()
-            train_epoch(models[name], optimizers[name], x, 128, torch.Generator().manual_seed(round_), "fp32")
+            train_epoch(models[name], optimizers[name], x, batch, torch.Generator().manual_seed(round_), "fp32")
             if round_:  # the first round warms both up
                 times[name].append((time.perf_counter() - started) / steps)
     base, new = (statistics.median(times[name]) for name in models)

@@ -36,7 +36,8 @@ def device_name(device) -> str:
 def run(args) -> dict:
     import torch
 
-    from benchmarks.speed import committed_model, load_train_images
+    from benchmarks.settings import params_model, settings
+    from benchmarks.speed import load_train_images
     from stages.common.data.datasets import SPLIT_FILES
     from stages.common.data.idx import read_split
     from stages.common.models.allocator import keep_freed_memory_for_reuse
@@ -55,11 +56,15 @@ def run(args) -> dict:
     report = {"device": device_name(device), "torch": torch.__version__, "data": str(data),
               "n_train": len(images), "epochs": args.epochs, "precision": args.precision, "archs": {}}
     print(f"{report['device']}: {len(images)} images, {args.epochs} epochs, {args.precision}", flush=True)
+    chosen = settings()
+    print(chosen.describe(), flush=True)
+    report["settings"] = chosen.__dict__
     for arch in args.archs:
-        seed_everything(42)
-        model = committed_model(arch, args.latent_dim).to(device)
+        seed_everything(chosen.seed)
+        model = params_model(arch).to(device)
         started = time.perf_counter()
-        history = fit(model, x_train, x_test, args.epochs, 128, 1e-3, 42, args.precision, 1000)
+        history = fit(model, x_train, x_test, args.epochs, chosen.batch_size, chosen.lr, chosen.seed,
+                      args.precision, chosen.encode_batch)
         report["archs"][arch] = {
             "train_seconds": sum(r.seconds for r in history),
             "first_epoch_seconds": history[0].seconds,
@@ -80,7 +85,6 @@ def main(argv: list) -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument("--train-limit", type=int, help="train on this many images (default: all)")
     parser.add_argument("--archs", nargs="+", default=list(ARCH_IDS))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/gpu.json")

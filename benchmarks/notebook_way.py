@@ -65,12 +65,12 @@ def seed_as_the_notebook(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def notebook_loader(root: Path, dataset: str, keep: np.ndarray | None) -> DataLoader:
-    """The notebook's training loader: torchvision's dataset, ToTensor, batch 128, shuffled."""
+def notebook_loader(root: Path, dataset: str, keep: np.ndarray | None, batch_size: int) -> DataLoader:
+    """The notebook's training loader: torchvision's dataset, ToTensor, batches (its 128), shuffled."""
     train = DATASET_CLASSES[dataset](root=str(root), train=True, download=False, transform=transforms.ToTensor())
     if keep is not None:  # a --train-limit run: the same images the project's way trains on
         train = Subset(train, keep.tolist())
-    return DataLoader(train, batch_size=128, shuffle=True)
+    return DataLoader(train, batch_size=batch_size, shuffle=True)
 
 
 def notebook_epoch(model: nn.Module, optimizer, loader: DataLoader) -> float:

@@ -3,7 +3,7 @@
     python -m benchmarks.profile_step [--arch conv] [--steps 20] [--precision bf16] [--compile] [--adam loop]
                                       [--allocator default]
 
-Prints the time of a training step at batch 128 in the layout and with the
+Prints the time of a training step at train.batch_size in the layout and with the
 optimizer the train stage uses, and the share of it each operator takes.
 `--compile` wraps the model's loss in `torch.compile` first and reports the
 compile time, to weigh whether it would repay itself within a stage; `--adam loop`
@@ -22,7 +22,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.speed import committed_model
+from benchmarks.settings import params_model, settings
 from stages.common.models.allocator import keep_freed_memory_for_reuse
 from stages.common.models.training import adam, fast_layout, train_epoch
 
@@ -56,40 +56,43 @@ def main() -> None:
     if args.allocator == "reuse":
         keep_freed_memory_for_reuse()
 
+    chosen = settings()
+    print(chosen.describe())
+    batch, lr = chosen.batch_size, chosen.lr
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    model = fast_layout(committed_model(args.arch, 64), cpu)
-    optimizer = adam(model, 1e-3) if args.adam == "fused" else torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(128 * args.steps, 1, 28, 28)
+    model = fast_layout(params_model(args.arch), cpu)
+    optimizer = adam(model, lr) if args.adam == "fused" else torch.optim.Adam(model.parameters(), lr=lr)
+    x = torch.rand(batch * args.steps, 1, 28, 28)
     generator = torch.Generator().manual_seed(0)
     with FlopCounterMode(display=False) as counter:  # counted eagerly, before any compile
-        train_epoch(model, optimizer, x[:128], 128, generator, "fp32")
+        train_epoch(model, optimizer, x[:batch], batch, generator, "fp32")
     flops_per_step = counter.get_total_flops()
 
     started = time.perf_counter()
     if args.compile:
         model.loss_function = torch.compile(model.loss_function)
-    train_epoch(model, optimizer, x[:256], 128, generator, args.precision)  # warm-up (and compile)
+    train_epoch(model, optimizer, x[:2 * batch], batch, generator, args.precision)  # warm-up (and compile)
     print(f"warm-up{' and compile' if args.compile else ''}: {time.perf_counter() - started:.1f} s")
 
     step_seconds = []
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(3):
         started = time.perf_counter()
-        train_epoch(model, optimizer, x, 128, generator, args.precision)
+        train_epoch(model, optimizer, x, batch, generator, args.precision)
         step_seconds.append((time.perf_counter() - started) / args.steps)
     usage_after = resource.getrusage(resource.RUSAGE_SELF)
     step_seconds = sorted(step_seconds)[1]  # median of three
     label = f"{args.arch} {args.precision}{' compiled' if args.compile else ''}, {args.adam} Adam, " \
             f"{args.allocator} allocator"
-    print(f"{label}: {step_seconds * 1e3:.1f} ms per step of 128, {flops_per_step / 1e9:.2f} GFLOP, "
+    print(f"{label}: {step_seconds * 1e3:.1f} ms per step of {batch}, {flops_per_step / 1e9:.2f} GFLOP, "
           f"{flops_per_step / step_seconds / 1e9:.0f} GFLOP/s")
     steps = 3 * args.steps
     print(f"per step: {(usage_after.ru_minflt - usage_before.ru_minflt) / steps:.0f} page faults, "
           f"{(usage_after.ru_stime - usage_before.ru_stime) / steps * 1e3:.1f} ms system time")
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        train_epoch(model, optimizer, x, 128, generator, args.precision)
+        train_epoch(model, optimizer, x, batch, generator, args.precision)
     events = prof.key_averages(group_by_input_shape=True)
     total = sum(e.self_cpu_time_total for e in events)
     kinds: dict[str, float] = {}

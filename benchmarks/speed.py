@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.settings import params_model, settings  # noqa: E402
 from stages import TORCH_FREE_STAGES  # noqa: E402
 from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
 
@@ -39,16 +40,6 @@ NOTEBOOK_CACHE = ROOT / "benchmarks" / ".torchvision"
 # ----------------------------------------------------------------------------- workers
 # Each runs in a fresh interpreter (python -m benchmarks.speed worker TASK ARGS...) and
 # prints one JSON line; the parent collects medians.
-
-def committed_model(arch: str, latent_dim: int):
-    """Architecture `arch` with its settings from the project's params.yaml, as the train stage builds it."""
-    from stages.common.models.catalogue import CATALOGUE
-    from stages.common.models.checkpoint import ModelSpec
-    from stages.common.settings import as_kwargs, read
-
-    settings = read([f"models.{arch}"], ROOT / "params.yaml", catalogue=CATALOGUE)[f"models.{arch}"]
-    return ModelSpec(arch, latent_dim, as_kwargs(settings)).build()
-
 
 def read_data_split(data: Path, split: str):
     """Images and labels of `split` ("train" or "test") from the four IDX files in `data`."""
@@ -97,15 +88,17 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cac
 
     keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
     images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
-    seed_everything(42)
+    chosen = settings()
+    seed_everything(chosen.seed)
     cpu = torch.device("cpu")
-    model = committed_model(arch, 64)
+    model = params_model(arch)
     check_precision(precision, cpu)
     fast_layout(model, cpu)
-    optimizer = adam(model, 1e-3)
+    optimizer = adam(model, chosen.lr)
     x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
     started = time.perf_counter()
-    loss, _ = train_epoch(model, optimizer, x, 128, torch.Generator().manual_seed(42), precision)
+    loss, _ = train_epoch(model, optimizer, x, chosen.batch_size, torch.Generator().manual_seed(chosen.seed),
+                          precision)
     return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
 
 
@@ -122,10 +115,11 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
         from stages.common.data.sampling import balanced_indices
 
         keep = balanced_indices(read_data_split(data, "train")[1], int(limit))
-    notebook.seed_as_the_notebook(42)
-    model = committed_model(arch, 64)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = notebook.notebook_loader(root, dataset, keep)
+    chosen = settings()
+    notebook.seed_as_the_notebook(chosen.seed)
+    model = params_model(arch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=chosen.lr)
+    loader = notebook.notebook_loader(root, dataset, keep, chosen.batch_size)
     started = time.perf_counter()
     loss = notebook.notebook_epoch(model, optimizer, loader)
     dataset_class = type(getattr(loader.dataset, "dataset", loader.dataset)).__name__
@@ -146,25 +140,27 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     check_precision(precision, cpu)
     images, _ = load_train_images(Path(data), int(limit) if limit != "all" else None)
     test_images, _ = read_data_split(Path(data), "test")
-    seed_everything(42)
-    model = committed_model(arch, 64)
+    chosen = settings()
+    seed_everything(chosen.seed)
+    model = params_model(arch)
     started = time.perf_counter()
-    history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), int(epochs), 128, 1e-3,
-                  42, precision, 1000)
+    history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), int(epochs),
+                  chosen.batch_size, chosen.lr, chosen.seed, precision, chosen.encode_batch)
     return {"test_mse": history[-1].test_mse, "seconds": time.perf_counter() - started, "n_images": len(images)}
 
 
 def worker_flops(arch: str) -> dict:
-    """FLOPs of one training step (forward + backward) on a batch of 128."""
+    """FLOPs of one training step (forward + backward) on one batch of train.batch_size."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
 
-    model = committed_model(arch, 64)
-    x = torch.rand(128, 1, 28, 28)
+    batch = settings().batch_size
+    model = params_model(arch)
+    x = torch.rand(batch, 1, 28, 28)
     with FlopCounterMode(display=False) as counter:
         model.loss_function(x)[0].backward()
-    return {"flops_per_image": counter.get_total_flops() / 128}
+    return {"flops_per_image": counter.get_total_flops() / batch}
 
 
 def svm_features(latents: str, data: str):
@@ -178,9 +174,10 @@ def svm_features(latents: str, data: str):
 
     x, y = read_data_split(Path(data), "train")
     xt, yt = read_data_split(Path(data), "test")
-    pca = PCA(64, random_state=42).fit(x.reshape(len(x), -1) / 255.0)
+    dim = settings().latent_dim
+    pca = PCA(dim, random_state=settings().seed).fit(x.reshape(len(x), -1) / 255.0)
     project = lambda a: pca.transform(a.reshape(len(a), -1) / 255.0).astype(np.float32)  # noqa: E731
-    return project(x), y, project(xt), yt, f"PCA-64 of {data} (no latents at {path})"
+    return project(x), y, project(xt), yt, f"PCA-{dim} of {data} (no latents at {path})"
 
 
 def worker_svm(way: str, latents: str, data: str) -> dict:
@@ -191,15 +188,15 @@ def worker_svm(way: str, latents: str, data: str) -> dict:
         from sklearn.svm import SVC
 
         started = time.perf_counter()
-        model = SVC(kernel="rbf", C=10, gamma="scale").fit(z_train, y_train)
+        svm = settings().svm  # the notebook's plain SVC, with the kernel, C and gamma the stage uses
+        model = SVC(kernel=svm["kernel"], C=svm["C"], gamma=svm["gamma"]).fit(z_train, y_train)
         accuracy = float(np.mean(model.predict(z_test) == y_test))
         seconds = time.perf_counter() - started
     else:
         from stages.common.evaluation.classify import fit_and_score
 
-        params = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "implementation": "sklearnex",
-                  "n_jobs": -1}
-        metrics, _ = fit_and_score(z_train, y_train, z_test, y_test, 10, **params)
+        metrics, _ = fit_and_score(z_train, y_train, z_test, y_test, 10, **settings().svm,
+                                   confidence=settings().confidence)
         seconds, accuracy = metrics["fit_seconds"] + metrics["predict_seconds"], metrics["accuracy"]
     return {"seconds": seconds, "accuracy": accuracy, "features": source, "n_train": int(len(z_train))}
 
@@ -258,6 +255,55 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dict:
+    """One epoch per architecture, each way and precision, alternating who goes first; medians and pair ratios."""
+    out = {}
+    for arch in args.archs:
+        flops = measure("flops", arch)["flops_per_image"]
+        runs = {("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
+        for run in range(args.runs):
+            order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
+            for way, precision in order:
+                result = measure("train", way, arch, data, limit, precision, args.torchvision_cache)
+                runs[(way, precision)].append(result)
+                print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
+                      flush=True)
+        peaks.append(measure("peak"))
+        entry = {"flops_per_image": flops, "n_images": median_of(runs[("notebook", "fp32")], "n_images")}
+        for (way, precision), results in runs.items():
+            seconds = median_of(results, "seconds")
+            entry[f"{way}_{precision}"] = {
+                "seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
+                "peak_rss_mb": median_of(results, "peak_rss_mb"),
+                "gflops": flops * entry["n_images"] / seconds / 1e9 if seconds else None,
+            }
+        base = entry["notebook_fp32"]["seconds_per_epoch"]
+        for precision in precisions:
+            project = entry[f"project_{precision}"]["seconds_per_epoch"]
+            entry[f"ratio_{precision}"] = project / base if project and base else None
+            # Each run's pair ran back to back, so a slow spell of the host weighs on both.
+            pairs = [p.get("seconds") / n.get("seconds") for p, n in zip(runs[("project", precision)],
+                                                                           runs[("notebook", "fp32")])
+                     if p.get("seconds") and n.get("seconds")]
+            entry[f"paired_ratios_{precision}"] = pairs
+            entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
+        out[arch] = entry
+    return out
+
+
+def measure_quality(args, data: Path, precisions: list) -> dict:
+    """Deterministic, so one run each: does bf16 train as well as fp32?"""
+    quality_limit = args.quality_limit or "all"
+    report = {"epochs": args.quality_epochs, "train_limit": args.quality_limit, "archs": {}}
+    for arch in args.archs:
+        entry = {p: measure("quality", arch, data, quality_limit, p, args.quality_epochs) for p in precisions}
+        fp32, bf16 = entry["fp32"].get("test_mse"), entry["bf16"].get("test_mse")
+        entry["bf16_vs_fp32"] = bf16 / fp32 - 1 if fp32 and bf16 else None
+        report["archs"][arch] = entry
+        print(f"  {arch} {args.quality_epochs}-epoch test MSE: fp32 {fp32}, bf16 {bf16}", flush=True)
+    return report
+
+
 def run_benchmark(args) -> dict:
     import torch
 
@@ -271,10 +317,11 @@ def run_benchmark(args) -> dict:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "bf16_native": cpu_supports_bf16(), "torch": torch.__version__},
-        "data": str(data), "train_limit": args.train_limit, "runs": args.runs,
-        "parts": args.parts,
+        "data": str(data), "train_limit": args.train_limit, "runs": args.runs, "parts": args.parts,
+        "settings": settings().__dict__,
     }
-    print(f"benchmark on {data} ({limit} training images), {args.runs} runs each", flush=True)
+    print(f"benchmark on {data} ({limit} training images), {args.runs} runs each; {settings().describe()}",
+          flush=True)
     # This kind of machine's clock and neighbours vary (one 2-core VM gave 216-317 GFLOP/s
     # in three runs, another 28-68 within an hour): the best of every try, three now and
     # one after each architecture, is the closest to what its cores can do.
@@ -282,40 +329,8 @@ def run_benchmark(args) -> dict:
     best = best_peak(peaks)
     print(f"matmul peak: {fmt(best['fp32_gflops'], '.0f')} GFLOP/s fp32, {fmt(best['bf16_gflops'], '.0f')} bf16",
           flush=True)
-
     precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
-    report["train"] = {}
-    for arch in (args.archs if "train" in args.parts else []):
-        flops = measure("flops", arch)["flops_per_image"]
-        runs = {("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
-        for run in range(args.runs):
-            order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
-            for way, precision in order:
-                result = measure("train", way, arch, data, limit, precision, args.torchvision_cache)
-                runs[(way, precision)].append(result)
-                print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
-                      flush=True)
-        peaks.append(measure("peak"))
-        entry = {"flops_per_image": flops, "n_images": median_of(runs[("notebook", "fp32")], "n_images")}
-        n_images = entry["n_images"]
-        for (way, precision), results in runs.items():
-            seconds = median_of(results, "seconds")
-            entry[f"{way}_{precision}"] = {
-                "seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
-                "peak_rss_mb": median_of(results, "peak_rss_mb"),
-                "gflops": flops * n_images / seconds / 1e9 if seconds else None,
-            }
-        base = entry["notebook_fp32"]["seconds_per_epoch"]
-        for precision in precisions:
-            project = entry[f"project_{precision}"]["seconds_per_epoch"]
-            entry[f"ratio_{precision}"] = project / base if project and base else None
-            # Each run's pair ran back to back, so a slow spell of the host weighs on both.
-            pairs = [p.get("seconds") / n.get("seconds") for p, n in zip(runs[("project", precision)],
-                                                                           runs[("notebook", "fp32")])
-                     if p.get("seconds") and n.get("seconds")]
-            entry[f"paired_ratios_{precision}"] = pairs
-            entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
-        report["train"][arch] = entry
+    report["train"] = measure_train(args, data, limit, precisions, peaks) if "train" in args.parts else {}
     report["peak"] = {**best_peak(peaks), "runs": peaks}
     for entry in report["train"].values():
         for precision in precisions:
@@ -324,16 +339,7 @@ def run_benchmark(args) -> dict:
     if not cpu_supports_bf16():
         report["bf16"] = "not measured: this CPU has neither AVX-512 BF16 nor AMX (train.precision bf16 is refused)"
     elif args.quality_epochs and "quality" in args.parts:
-        # Deterministic, so one run each: does bf16 train as well as fp32?
-        quality_limit = args.quality_limit or "all"
-        report["quality"] = {"epochs": args.quality_epochs, "train_limit": args.quality_limit, "archs": {}}
-        for arch in args.archs:
-            entry = {p: measure("quality", arch, data, quality_limit, p, args.quality_epochs) for p in precisions}
-            fp32, bf16 = entry["fp32"].get("test_mse"), entry["bf16"].get("test_mse")
-            entry["bf16_vs_fp32"] = bf16 / fp32 - 1 if fp32 and bf16 else None
-            report["quality"]["archs"][arch] = entry
-            print(f"  {arch} {args.quality_epochs}-epoch test MSE: fp32 {fp32}, bf16 {bf16}", flush=True)
-
+        report["quality"] = measure_quality(args, data, precisions)
     if "svm" in args.parts:
         report["svm"] = measure_svm(args.svm_runs, args.latents, data)
     if "startup" in args.parts:

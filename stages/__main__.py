@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from stages import STAGES
+from stages import STAGES, TAKES_ONE_ARGUMENT, dvc_stage_name
 
 
 def _interrupted_at_start_up(signum, frame):
@@ -24,11 +24,14 @@ def main() -> None:
         sys.stderr.write(f"error: usage: python -m stages <stage> [arg], stage one of {', '.join(STAGES)}; "
                          f"got {sys.argv[1:]}\n")
         sys.exit(2)
-    name = sys.argv[1]
+    name, args = sys.argv[1], sys.argv[2:]
+    if name not in TAKES_ONE_ARGUMENT and args:
+        sys.stderr.write(f"error: usage: python -m stages {name} (no arguments); got {args}\n")
+        sys.exit(2)
     module = importlib.import_module(f"stages.{name}")
     from stages.common.errors import run_stage
 
-    run_stage(module.main, name, sys.argv[2:])
+    run_stage(module.main, name, args, dvc_stage_name(name, args))
 
 
 if __name__ == "__main__":

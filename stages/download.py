@@ -114,3 +114,8 @@ def main(argv: list[str]) -> None:
         print(f"{name}: {info['origin']} sha256 {info['sha256'][:16]}… ({note})")
     print(f"download: {spec.name} train {manifest['splits']['train']}, test {manifest['splits']['test']} images")
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.download`
+    from stages import run_as_module
+
+    run_as_module("download")

@@ -63,3 +63,8 @@ def main(argv: list[str]) -> None:
     outputs.commit()
     print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.latents`
+    from stages import run_as_module
+
+    run_as_module("latents")

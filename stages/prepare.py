@@ -30,3 +30,8 @@ def main(argv: list[str]) -> None:
         print(f"prepare: {split} {len(keep)} images, per class {counts.min()}-{counts.max()}")
     outputs.commit()
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.prepare`
+    from stages import run_as_module
+
+    run_as_module("prepare")

@@ -3,8 +3,8 @@
 Usage: python -m stages svm <arch>
 
 Fits SVC(kernel=svm.kernel, C=svm.C, gamma=svm.gamma) on all train latents, scores
-it on all test latents. Writes metrics/svm_<arch>.json (accuracy with its Wilson 95%
-interval over the test images, macro F1), metrics/run/svm_<arch>.json (sizes, times,
+it on all test latents. Writes metrics/svm_<arch>.json (accuracy with its Wilson interval
+at statistics.confidence over the test images, macro F1), metrics/run/svm_<arch>.json (sizes, times,
 memory), plots/confusion/<arch>.png and data/predictions/<arch>.npz (the predicted
 test labels, for the report's paired tests against the baselines).
 """
@@ -20,7 +20,7 @@ from stages.common.outputs.read import load_latents
 from stages.common.outputs.usage import peak_rss_mb
 from stages.common.settings import as_kwargs, read
 
-PARAMS = ("svm",)
+PARAMS = ("svm", "statistics.confidence")
 
 
 def main(argv: list[str]) -> None:
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     outputs = OutputSet([metrics_path("svm", arch), run_path("svm", arch), plot_path("confusion", arch),
                          predictions_path(arch)])
     latents = load_latents(latents_path(arch), arch)
-    class_names = [str(c) for c in latents["class_names"]]
+    class_names = list(latents["class_names"])
     if len(np.unique(latents["y_train"])) < 2:
         raise PipelineError(f"{latents_path(arch)}: its training labels hold one class; an SVM needs two at least; "
                             "rerun: dvc repro -f prepare")
@@ -37,7 +37,8 @@ def main(argv: list[str]) -> None:
     from stages.common.evaluation.classify import confusion, fit_and_score, split_metrics
 
     metrics, predicted = fit_and_score(latents["z_train"], latents["y_train"], latents["z_test"], latents["y_test"],
-                                       len(class_names), **as_kwargs(params["svm"]))
+                                       len(class_names), **as_kwargs(params["svm"]),
+                                       confidence=params["statistics.confidence"])
     from stages.common.outputs.charts import confusion_figure
 
     title = f"{display_name(arch)} latents: SVM accuracy {metrics['accuracy']:.2%}"
@@ -51,3 +52,8 @@ def main(argv: list[str]) -> None:
     print(f"svm {arch}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.svm`
+    from stages import run_as_module
+
+    run_as_module("svm")

@@ -3,6 +3,7 @@
 Usage: python -m stages train <arch>   (arch: an id of the catalogue, stages/common/models/catalogue.py)
 
 Writes data/models/<arch>.pt (a self-describing checkpoint), metrics/train_<arch>.json (results),
+data/errors/<arch>.npz (each test image's reconstruction and denoising error, float64),
 metrics/run/train_<arch>.json (sizes, device, time, memory), plots/loss/<arch>.csv
 (one row per epoch) and four pictures: plots/{reconstructions,samples,interpolation,
 denoising}/<arch>.png. Every architecture also reports `denoise_mse`: its output
@@ -31,7 +32,7 @@ from stages.common.models.training import (
     to_float_images,
 )
 from stages.common.outputs.atomic import OutputSet
-from stages.common.outputs.layout import metrics_path, model_path, plot_path, run_path
+from stages.common.outputs.layout import errors_path, metrics_path, model_path, plot_path, run_path
 from stages.common.outputs.progress import EpochBars
 from stages.common.outputs.read import load_prepared
 from stages.common.outputs.usage import peak_rss_mb
@@ -53,27 +54,8 @@ def loss_csv(history: list[EpochResult]) -> str:
 PARAMS = ("seed", "train", "test_noise", "latents.batch_size", "models.{arch}")
 
 
-def main(argv: list[str]) -> None:
-    arch = parse_arch(argv, "train")
-    keep_freed_memory_for_reuse()
-    params = read(PARAMS, arch=arch, catalogue=CATALOGUE)
-    train, noise, seed = params["train"], params["test_noise"], params["seed"]
-    encode_batch = params["latents.batch_size"]
-    outputs = OutputSet([model_path(arch), plot_path("loss", arch, "csv"), metrics_path("train", arch),
-                         run_path("train", arch), *(plot_path(kind, arch) for kind in PICTURES)])
-    device = resolve_device(train.device)
-    check_precision(train.precision, device)
-    threads = set_threads(train.threads)
-    seed_everything(seed)
-
-    train_split, test_split = load_prepared("train"), load_prepared("test")
-    x_train = to_float_images(train_split["images"], device)
-    x_test = to_float_images(test_split["images"], device)
-    spec = ModelSpec(arch, train.latent_dim, as_kwargs(params[f"models.{arch}"]))
-    model = spec.build().to(device)
-
-    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train.precision}, "
-          f"{threads} threads")
+def train_model(arch: str, model, x_train, x_test, train, seed: int, encode_batch: int) -> tuple[list, float]:
+    """`fit` with progress bars and one-line errors; (history, seconds)."""
     bars = EpochBars(arch, train.epochs, -(-len(x_train) // train.batch_size))
     started = time.perf_counter()
     try:
@@ -84,48 +66,76 @@ def main(argv: list[str]) -> None:
                             f"lower train.lr (now {train.lr}); nothing was written") from None
     finally:
         bars.close()
-    seconds = time.perf_counter() - started
     if not all(bool(torch.isfinite(tensor).all()) for tensor in model.state_dict().values()):
         raise PipelineError(f"train@{arch}: the trained weights hold NaN or infinity; lower train.lr "
                             f"(now {train.lr}); nothing was written")
+    return history, time.perf_counter() - started
+
+
+def draw_pictures(outputs: OutputSet, arch: str, model, x_train, x_test, noisy_test, test_split, seed: int,
+                  encode_batch: int, noise: str) -> None:
+    name, labels = display_name(arch), test_split["labels"]
+    class_names = [str(c) for c in test_split["class_names"]]
+    outputs.figure(plot_path("reconstructions", arch), reconstruction_figure(model, x_test, labels, name))
+    outputs.figure(plot_path("samples", arch), samples_figure(model, x_train, encode_batch, seed, name))
+    outputs.figure(plot_path("interpolation", arch), interpolation_figure(model, x_test, labels, class_names, name))
+    outputs.figure(plot_path("denoising", arch), denoising_figure(model, x_test, noisy_test, labels, name, noise))
+
+
+def main(argv: list[str]) -> None:
+    arch = parse_arch(argv, "train")
+    keep_freed_memory_for_reuse()
+    params = read(PARAMS, arch=arch, catalogue=CATALOGUE)
+    train, noise, seed = params["train"], params["test_noise"], params["seed"]
+    encode_batch = params["latents.batch_size"]
+    outputs = OutputSet([model_path(arch), errors_path(arch), plot_path("loss", arch, "csv"),
+                         metrics_path("train", arch), run_path("train", arch),
+                         *(plot_path(kind, arch) for kind in PICTURES)])
+    device = resolve_device(train.device)
+    check_precision(train.precision, device)
+    threads = set_threads(train.threads)
+    seed_everything(seed)
+
+    train_split, test_split = load_prepared("train"), load_prepared("test")
+    x_train = to_float_images(train_split["images"], device)
+    x_test = to_float_images(test_split["images"], device)
+    spec = ModelSpec(arch, train.latent_dim, as_kwargs(params[f"models.{arch}"]))
+    model = spec.build().to(device)
+    print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train.precision}, "
+          f"{threads} threads")
+    history, seconds = train_model(arch, model, x_train, x_test, train, seed, encode_batch)
 
     # The same noisy test images for every architecture: drawn on the CPU from `seed`.
     noisy_test = corrupt(x_test.cpu(), noise.noise, noise.noise_std, noise.mask_fraction,
                          torch.Generator().manual_seed(seed)).to(device)
     denoise_mse = evaluate_mse(model, noisy_test, encode_batch, target=x_test)
-    test_mse_se = standard_error(per_image_mse(model, x_test, encode_batch))
+    errors = {"test_mse": per_image_mse(model, x_test, encode_batch),
+              "denoise_mse": per_image_mse(model, noisy_test, encode_batch, target=x_test)}
     last = history[-1]
-    name = display_name(arch)
-    labels, class_names = test_split["labels"], [str(c) for c in test_split["class_names"]]
 
     outputs.bytes(model_path(arch), checkpoint_bytes(spec, model))
+    outputs.npz(errors_path(arch), **errors)
     outputs.text(plot_path("loss", arch, "csv"), loss_csv(history))
-    outputs.figure(plot_path("reconstructions", arch), reconstruction_figure(model, x_test, labels, name))
-    outputs.figure(plot_path("samples", arch),
-                   samples_figure(model, x_train, encode_batch, seed, name))
-    outputs.figure(plot_path("interpolation", arch), interpolation_figure(model, x_test, labels, class_names, name))
-    outputs.figure(plot_path("denoising", arch),
-                   denoising_figure(model, x_test, noisy_test, labels, name, noise.noise))
+    draw_pictures(outputs, arch, model, x_train, x_test, noisy_test, test_split, seed, encode_batch, noise.noise)
     outputs.json(metrics_path("train", arch), {
         "train_loss": round(last.train_loss, 8),
         "test_mse": round(last.test_mse, 8),
-        "test_mse_se": round(test_mse_se, 8),
+        "test_mse_se": round(standard_error(errors["test_mse"]), 8),
         "denoise_mse": round(denoise_mse, 8),
         **{part: round(value, 6) for part, value in last.parts.items() if part != "mse"},
     })
     outputs.json(run_path("train", arch), {
-        **param_counts(model),
-        "epochs": train.epochs,
-        "n_train": len(x_train),
-        "n_test": len(x_test),
-        "device": device.type,
-        "precision": train.precision,
-        "threads": threads,
+        **param_counts(model), "epochs": train.epochs, "n_train": len(x_train), "n_test": len(x_test),
+        "device": device.type, "precision": train.precision, "threads": threads,
         "train_mse": round(last.parts["mse"], 8),
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 3),
-        "seconds": round(seconds, 3),
-        "peak_rss_mb": peak_rss_mb(),
+        "seconds": round(seconds, 3), "peak_rss_mb": peak_rss_mb(),
     })
     outputs.commit()
     print(f"train {arch}: test_mse {last.test_mse:.6f}, denoise_mse {denoise_mse:.6f} in {seconds:.1f} s")
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.train`
+    from stages import run_as_module
+
+    run_as_module("train")

@@ -9,6 +9,8 @@ metrics/run/tsne_<arch>.json.
 """
 from __future__ import annotations
 
+import csv
+import io
 import time
 
 import numpy as np
@@ -24,9 +26,12 @@ from stages.common.settings import read
 
 
 def points_csv(xy: np.ndarray, labels: np.ndarray, class_names) -> str:
-    lines = ["x,y,label,class"]
-    lines += [f"{x:.5f},{y:.5f},{label},{class_names[label]}" for (x, y), label in zip(xy, labels)]
-    return "\n".join(lines) + "\n"
+    """x, y, label, class: one row per point, the class name quoted where CSV needs it."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["x", "y", "label", "class"])
+    writer.writerows([f"{x:.5f}", f"{y:.5f}", label, class_names[label]] for (x, y), label in zip(xy, labels))
+    return text.getvalue()
 
 
 PARAMS = ("seed", "tsne")
@@ -40,7 +45,7 @@ def main(argv: list[str]) -> None:
                          run_path("tsne", arch)])
     latents = load_latents(latents_path(arch), arch)
     z_test, y_test = latents["z_test"], latents["y_test"]
-    class_names = [str(c) for c in latents["class_names"]]
+    class_names = list(latents["class_names"])
 
     picked = first_per_class(y_test, tsne.per_class)
     if tsne.perplexity >= len(picked):
@@ -73,3 +78,8 @@ def main(argv: list[str]) -> None:
     outputs.commit()
     print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")
 
+
+if __name__ == "__main__":  # the old entry point, `python -m stages.tsne`
+    from stages import run_as_module
+
+    run_as_module("tsne")

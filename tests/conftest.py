@@ -54,16 +54,6 @@ def idx_folder(tmp_path: Path) -> Path:
     return write_idx_folder(tmp_path / "idx")
 
 
-def committed_model(arch: str, latent_dim: int):
-    """Architecture `arch` built with its settings from the committed params.yaml."""
-    from stages.common.models.catalogue import CATALOGUE
-    from stages.common.models.checkpoint import ModelSpec
-    from stages.common.settings import as_kwargs, read
-
-    settings = read([f"models.{arch}"], ROOT / "params.yaml", catalogue=CATALOGUE)[f"models.{arch}"]
-    return ModelSpec(arch, latent_dim, as_kwargs(settings)).build()
-
-
 def data_source_for_e2e(tmp_root: Path) -> Path:
     """The real MNIST sample where the shared folder is present (CI), else toy IDX files (a user's clone).
 

@@ -37,4 +37,6 @@ def project_imports(script: str) -> set[str]:
         seen.add(rel)
         for name in direct_imports(path):
             todo.append(module_file(name).relative_to(ROOT).as_posix())
-    return {p for p in seen if not p.endswith("__init__.py")}
+    # The package and its entry point (`python -m stages <name>`, what each stage's cmd runs;
+    # a stage module reaches it only when run the old way) are not a stage's dependencies.
+    return {p for p in seen if not p.endswith("__init__.py") and p != "stages/__main__.py"}

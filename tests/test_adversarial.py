@@ -58,7 +58,7 @@ BAD_PARAMS = [  # P1-P40
     ("train.batch_size", 10**6, "several GB"), ("latents.batch_size", 10**6, "several GB"),
     ("train.lr", float("inf"), "positive number"), ("train.lr", float("nan"), "positive number"),
     ("train.lr", 1e9, "positive number up to"), ("train.epochs", 10**9, "from 1 to"),
-    ("train.threads", 0, "null = every core"),
+    ("train.threads", 0, "torch threads per stage"), ("train.threads", None, "from 1 to"),
     ("data.timeout_seconds", 1e10, "up to 3600"), ("data.timeout_seconds", 0, "positive number"),
     ("data.retries", 0, "attempts per mirror"), ("data.retries", 10**6, "attempts per mirror"),
     ("data.mirrors", ["not a url"], "http(s) base URLs"), ("data.mirrors", ["ftp://host/x/"], "http(s) base URLs"),
@@ -66,7 +66,7 @@ BAD_PARAMS = [  # P1-P40
     ("data.mirrors", ["http://host:99999/"], "http(s) base URLs"), ("data.mirrors", [], "http(s) base URLs"),
     ("svm.gamma", 0, "'scale', 'auto' or a positive number"), ("svm.gamma", -1, "'scale', 'auto'"),
     ("svm.gamma", float("inf"), "'scale', 'auto'"), ("svm.gamma", "Scale", "'scale', 'auto'"),
-    ("svm.C", float("inf"), "positive number"), ("svm.n_jobs", -2, "-1 for every core"),
+    ("svm.C", float("inf"), "positive number"), ("svm.threads", -1, "threads of the SVM"),
     ("baselines.train_limit", 5, "ten images per class"), ("baselines.train_limit", 15, "ten images per class"),
     ("tsne.max_iter", 100, "minimum is 250"), ("archs", "conv", "non-empty list"),
     ("archs", ["conv", "conv"], "distinct"), ("archs", [["conv"]], "architecture ids"),
@@ -74,7 +74,8 @@ BAD_PARAMS = [  # P1-P40
     ("models.denoising.noise", "salt", "one of gaussian, masking"),
     ("models.denoising.mask_fraction", 1.0, "between 0 and 1"), ("test_noise.noise_std", -1, "positive number"),
     ("sweep.latent_dims", [], "distinct latent sizes"), ("sweep.latent_dims", [2, 2], "distinct latent sizes"),
-    ("sweep.jobs", 0, "parallel experiment workers"),
+    ("sweep.jobs", 0, "cells at a time"), ("sweep.threads", 0, "torch threads of every cell"),
+    ("statistics.confidence", 1.0, "below 1"), ("statistics.alpha", 0, "above 0"),
 ]
 
 
@@ -585,7 +586,7 @@ from stages import svm
 def broken(*args, **kwargs):
     raise ZeroDivisionError("simulated bug")
 
-numpy.load = broken
+numpy.lib.format.read_array = broken
 run_stage(svm.main, "svm", ["stacked"])
 """
 
@@ -730,7 +731,7 @@ def deep_json(depth: int) -> str:
 
 
 BAD_REPORT_INPUTS = [  # V7-V14: (file, content, what the line says)
-    ("metrics/train_stacked.json", "{}", "lacks a finite number at 'train_loss'"),
+    ("metrics/train_stacked.json", "{}", "lacks a finite number at 'test_mse'"),
     ("metrics/svm_stacked.json", '{"accuracy": "high"}', "lacks a finite number at 'accuracy'"),
     ("metrics/tsne_stacked.json", "DEEP", "nested far deeper"),  # 100,000 levels, made in the test
     ("metrics/run/train_stacked.json", '{"epochs": NaN}', "lacks a finite number"),

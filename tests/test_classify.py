@@ -8,7 +8,7 @@ from sklearn.svm import SVC
 from stages.common.evaluation import classify
 from stages.common.evaluation.classify import fit_and_score, make_svm, parallel_predict, predict_reproducibly
 
-SVM = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "n_jobs": 2}
+SVM = {"kernel": "rbf", "C": 10, "gamma": "scale", "scale": False, "threads": 2, "confidence": 0.95}
 
 
 def blobs(n, seed):
@@ -22,19 +22,24 @@ def test_threaded_prediction_equals_a_single_call():
     x, y = blobs(400, 0)
     x_test, _ = blobs(3000, 1)
     model = SVC(C=10).fit(x, y)
-    np.testing.assert_array_equal(parallel_predict(model, x_test, n_jobs=2), model.predict(x_test))
+    np.testing.assert_array_equal(parallel_predict(model, x_test, threads=2), model.predict(x_test))
+
+
+def latent_like(n: int = 12_000):
+    # Some thousands of support vectors in 64 dimensions, like a latent space.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    features = (rng.normal(size=(10, 64))[labels] + 3 * rng.normal(size=(n, 64))).astype(np.float32)
+    return features, labels
 
 
 def test_sklearnex_prediction_repeats_exactly():
-    # Some thousands of support vectors in 64 dimensions, like a latent space: here
-    # oneDAL's prediction on every core gave 1 to 4 different decision values in 4 calls.
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 12_000)
-    features = (rng.normal(size=(10, 64))[labels] + 3 * rng.normal(size=(12_000, 64))).astype(np.float32)
-    model = make_svm("rbf", 10, "scale", scale=True, implementation="sklearnex").fit(features[:8000], labels[:8000])
+    # Here oneDAL's prediction on every core gave 1 to 4 different decision values in 4 calls.
+    features, labels = latent_like()
+    model = make_svm("rbf", 10, "scale", True, "sklearnex", threads=2).fit(features[:8000], labels[:8000])
     assert len(model[-1].support_) > 5000
     x_test = features[8000:]
-    predicted = [predict_reproducibly(model, x_test, "sklearnex", n_jobs=2) for _ in range(3)]
+    predicted = [predict_reproducibly(model, x_test, "sklearnex", threads=2) for _ in range(3)]
     assert all(np.array_equal(p, predicted[0]) for p in predicted)
     # The decision values themselves, which move before any label does.
     decisions = {model.decision_function(x_test).tobytes() for _ in range(8)}
@@ -64,12 +69,41 @@ def test_sklearnex_agrees_with_libsvm():
 
 
 def test_scaling_is_a_pipeline_step():
-    model = make_svm("rbf", 1.0, "scale", scale=True, implementation="sklearn")
+    model = make_svm("rbf", 1.0, "scale", True, "sklearn", threads=1)
     assert [name for name, _ in model.steps] == ["standardscaler", "svc"]
 
 
-def test_resolve_jobs():
-    from stages.common.evaluation.classify import resolve_jobs
+# Run in a fresh process: scikit-learn-intelex honours n_jobs only in a main thread, and a pytest-xdist
+# worker runs tests in another one (there it falls back to every core, as a stage never does).
+ONEDAL_DECISIONS = """
+import hashlib, sys
+import numpy as np
+from threadpoolctl import threadpool_limits
+sys.path.insert(0, sys.argv[3])
+from stages.common.evaluation.classify import make_svm
+from tests.test_classify import latent_like
+features, labels = latent_like()
+model = make_svm("rbf", 10, "scale", True, "sklearnex", threads=int(sys.argv[1]))
+with threadpool_limits(limits=int(sys.argv[2]) or None):  # as OMP_NUM_THREADS, read by oneDAL when n_jobs is unset
+    model.fit(features[:6000], labels[:6000])
+print(hashlib.sha256(model.decision_function(features[6000:8000]).tobytes()).hexdigest())
+"""
 
-    assert resolve_jobs(1) == 1 and resolve_jobs(3) == 3
-    assert resolve_jobs(-1) >= 1
+
+def onedal_decisions(threads: int, limit: int = 0) -> str:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-c", ONEDAL_DECISIONS, str(threads), str(limit), str(ROOT)],
+                          capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def test_the_onedal_fit_depends_on_its_thread_count_and_on_nothing_else():
+    two = onedal_decisions(threads=2)
+    # The setting is not cosmetic: one thread solves to another model here.
+    assert onedal_decisions(threads=1) != two
+    # Given explicitly, the environment's thread limit (a Dask worker's, a sweep cell's) changes nothing.
+    assert onedal_decisions(threads=2, limit=1) == two

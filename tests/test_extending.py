@@ -1,8 +1,9 @@
-"""A sixth architecture with a setting of its own: one class, one catalogue entry, its params.yaml entry.
+"""A sixth architecture with a setting of its own: its model class, its settings class, one catalogue entry,
+its params.yaml entry.
 
-Proved in a scratch copy of the project (code, params and tests): after those three
-edits and nothing else, the tests that enumerate architectures pass, `dvc repro`
-trains and scores it, and changing its setting reruns its stages only.
+Proved in a scratch copy of the project (code, params and tests): after those edits
+and nothing else, the tests that enumerate architectures pass, `dvc repro` trains
+and scores it, and changing its setting reruns its stages only.
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ import yaml
 from tests.conftest import ROOT, data_source_for_e2e
 from tests.stagerun import make_project, run, set_params
 
-NEW_MODEL = '''
+NEW_SETTINGS = '''
 
 @dataclass(frozen=True)
 class TinySettings:
     """models.tiny: the width of its one hidden layer."""
 
     hidden: int = setting(integer(1, 4096), "units of the hidden layer")
-
+'''
+NEW_MODEL = '''
 
 class TinyAE(Autoencoder):
     """A throwaway architecture: one hidden layer each way."""
@@ -36,7 +38,7 @@ class TinyAE(Autoencoder):
                                      nn.Unflatten(1, (1, 28, 28)))
 '''
 NEW_ENTRY = '''    Architecture("tiny", "Tiny AE", "stages.common.models.nets:TinyAE",
-                 settings="stages.common.models.nets:TinySettings"),
+                 settings="stages.common.settings:TinySettings"),
 )
 
 CATALOGUE'''
@@ -47,11 +49,9 @@ ENUMERATING_TESTS = ["tests/test_models.py", "tests/test_settings.py", "tests/te
 
 def add_tiny_architecture(repo):
     nets = repo / "stages/common/models/nets.py"
-    text = nets.read_text()
-    imports = "from stages.common.settings import NOISES, one_of, positive, setting"
-    assert text.count(imports) == 1
-    # The settings helpers a new settings class uses sit in the line nets.py already imports.
-    nets.write_text(text.replace(imports, imports.replace("one_of,", "integer, one_of,")) + NEW_MODEL)
+    nets.write_text(nets.read_text() + NEW_MODEL)
+    settings = repo / "stages/common/settings.py"
+    settings.write_text(settings.read_text() + NEW_SETTINGS)
     catalogue = repo / "stages/common/models/catalogue.py"
     text = catalogue.read_text()
     assert text.count(")\n\nCATALOGUE") == 1
@@ -72,7 +72,7 @@ def test_a_sixth_architecture_needs_only_a_class_a_catalogue_entry_and_its_param
     add_tiny_architecture(repo)
     changed = run(["git", "diff", "--no-index", "--name-only", str(ROOT / "stages"), str(repo / "stages")], tmp_path)
     edited = sorted({Path(line).name for line in changed.stdout.split() if line.endswith(".py")})
-    assert edited == ["catalogue.py", "nets.py"], changed.stdout
+    assert edited == ["catalogue.py", "nets.py", "settings.py"], changed.stdout
 
     tests = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ENUMERATING_TESTS], repo)
     assert tests.returncode == 0, tests.stdout[-3000:]
@@ -90,7 +90,8 @@ def test_a_sixth_architecture_needs_only_a_class_a_catalogue_entry_and_its_param
     first = run(["dvc", "repro"], repo, check=True)
     assert {"train@tiny", "train@stacked", "report"} <= set(ran_stages(first.stdout))
     facts = json.loads((repo / "metrics/run/train_tiny.json").read_text())
-    assert facts["params_total"] == (784 * 32 + 32 + 32 * 64 + 64) + (64 * 32 + 32 + 32 * 784 + 784)
+    latent = yaml.safe_load((repo / "params.yaml").read_text())["train"]["latent_dim"]
+    assert facts["params_total"] == (784 * 32 + 32 + 32 * latent + latent) + (latent * 32 + 32 + 32 * 784 + 784)
     assert json.loads((repo / "metrics/svm_tiny.json").read_text())["accuracy"] > 0
     assert "| Tiny AE |" in (repo / "plots/report.md").read_text()
     for kind in ("samples", "interpolation", "denoising", "tsne", "confusion"):

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.settings import params_model
 from stages.common.models.catalogue import ARCH_IDS, CATALOGUE, display_name
 from stages.common.models.nets import Autoencoder, ConvVAE, DenoisingAE, SuperResAE, build_model, corrupt, param_counts
-from tests.conftest import committed_model
 
 # encoder / decoder / total: the notebook's three as notebook-facts.md computes them;
 # the VAE's encoder has the Conv AE's body and a 6272 -> 2 x 64 head. An architecture
@@ -31,7 +31,7 @@ def test_catalogue_entries_build_autoencoders_with_names():
 
 @pytest.mark.parametrize("arch", EXPECTED_COUNTS)
 def test_parameter_counts(arch):
-    counts = param_counts(committed_model(arch, 64))
+    counts = param_counts(params_model(arch, 64))  # the notebook's latent size, where its counts hold
     assert (counts["params_encoder"], counts["params_decoder"], counts["params_total"]) == EXPECTED_COUNTS[arch]
 
 
@@ -39,7 +39,7 @@ def test_parameter_counts(arch):
 @pytest.mark.parametrize("latent_dim", [2, 64])
 @torch.no_grad()
 def test_shapes(arch, latent_dim):
-    model = committed_model(arch, latent_dim).eval()
+    model = params_model(arch, latent_dim).eval()
     x = torch.rand(3, 1, 28, 28)
     z = model.encode(x)
     assert z.shape == (3, latent_dim)

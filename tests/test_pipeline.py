@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from stages.common.models.catalogue import ARCH_IDS
 from tests.conftest import data_source_for_e2e
@@ -162,14 +163,17 @@ def test_one_architectures_setting_touches_only_its_own_stages(repo):
 def test_the_model_file_rebuilds_its_model_and_a_stale_one_is_named(repo):
     from stages.common.models.checkpoint import ModelSpec, load_checkpoint
 
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    dim, vae = params["train"]["latent_dim"], params["models"]["vae"]
     spec, _ = load_checkpoint(repo / "data/models/vae.pt")
-    assert spec == ModelSpec("vae", 64, {"beta": 1.0, "reconstruction": "bce"})
-    set_params(repo, {"models": {"vae": {"beta": 2.0}}})
+    assert spec == ModelSpec("vae", dim, vae)
+    set_params(repo, {"models": {"vae": {"beta": vae["beta"] * 2}}})
     try:
         proc = run(["python", "-m", "stages", "latents", "vae"], repo)
         line = error_line(proc)
-        assert "data/models/vae.pt: trained as vae with latent_dim 64, beta 1.0" in line
-        assert "asks for vae with latent_dim 64, beta 2.0" in line and "dvc repro -f train@vae" in line
+        assert f"data/models/vae.pt: trained as vae with latent_dim {dim}, beta {vae['beta']}" in line
+        assert f"asks for vae with latent_dim {dim}, beta {vae['beta'] * 2}" in line
+        assert "dvc repro -f train@vae" in line
     finally:
         git(repo, "checkout", "params.yaml")
 
@@ -210,10 +214,15 @@ def test_training_killed_part_way_leaves_no_half_new_output_and_repro_recovers(r
     assert not [p for p in repo.rglob("*.tmp-*") if ".dvc" not in p.parts]
 
 
+def other_latent_size(repo) -> int:
+    """A latent size the committed params.yaml does not have."""
+    return 16 if yaml.safe_load((repo / "params.yaml").read_text())["train"]["latent_dim"] != 16 else 8
+
+
 def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_run_cache(repo, tmp_path):
     from tests.browser import render
 
-    set_params(repo, {"train": {"latent_dim": 16}})
+    set_params(repo, {"train": {"latent_dim": other_latent_size(repo)}})
     rerun = dvc(repo, "repro").stdout
     assert "train@conv" in ran_stages(rerun)
     assert not {"download", "prepare"} & set(ran_stages(rerun))
@@ -226,7 +235,7 @@ def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_r
     assert '"rev": "HEAD"' in page and '"rev": "workspace"' in page
     dom = render(tmp_path / "diff" / "index.html", expected_charts=2)
     assert ">HEAD<" in dom and ">workspace<" in dom
-    set_params(repo, {"train": {"latent_dim": 64}})
+    git(repo, "checkout", "params.yaml")
     back = dvc(repo, "repro").stdout
     assert ran_stages(back) == []
     restored = re.findall(r"Stage '([^']+)' is cached - skipping run", back)
@@ -237,9 +246,10 @@ def test_latent_size_change_diffs_and_going_back_restores_every_stage_from_the_r
 
 def test_another_clone_restores_runs_and_sees_experiments_through_remotes(repo, tmp_path):
     # A configuration this clone ran but never committed (restored at once if the test above ran it).
-    set_params(repo, {"train": {"latent_dim": 16}})
+    other = other_latent_size(repo)
+    set_params(repo, {"train": {"latent_dim": other}})
     dvc(repo, "repro")
-    set_params(repo, {"train": {"latent_dim": 64}})
+    git(repo, "checkout", "params.yaml")
     dvc(repo, "repro")
     storage, origin = tmp_path / "dvc-storage", tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path, check=True)
@@ -260,7 +270,7 @@ def test_another_clone_restores_runs_and_sees_experiments_through_remotes(repo, 
     dvc(clone, "remote", "add", "-d", "-f", "shared", str(storage))
     dvc(clone, "pull", "--run-cache")
     assert (clone / "data/models/conv.pt").is_file()
-    set_params(clone, {"train": {"latent_dim": 16}})  # run in the first clone, never committed
+    set_params(clone, {"train": {"latent_dim": other}})  # run in the first clone, never committed
     repro = dvc(clone, "repro", "--pull").stdout
     assert ran_stages(repro) == []
     assert "Stage 'train@conv' is cached - skipping run" in repro

@@ -7,6 +7,7 @@ import pandas as pd
 from stages.common.evaluation.tables import baseline_tests, loss_rows, markdown
 
 ARCHS = ["superres", "conv", "stacked", "vae", "denoising"]
+CONFIDENCE, ALPHA = 0.95, 0.05
 
 
 def svm(accuracy: float, f1: float) -> dict:
@@ -51,19 +52,22 @@ def predictions(correct: int, n: int = 200) -> dict:
 
 def test_baseline_tests_are_mcnemar_holm_corrected_with_a_verdict():
     found = {"conv": predictions(200), "stacked": predictions(150), "vae": predictions(182), "pixels": predictions(180)}
-    rows = baseline_tests(["conv", "stacked", "vae"], found, ["pixels"])
+    rows = baseline_tests(["conv", "stacked", "vae"], found, ["pixels"], ALPHA)
     verdicts = {r["arch"]: r["verdict"] for r in rows}
     assert verdicts == {"conv": "latents better", "stacked": "baseline better", "vae": "no significant difference"}
     conv = rows[0]
     assert (conv["only_latents"], conv["only_baseline"]) == (20, 0)
     assert conv["p_holm"] == min(1.0, 2 * conv["p"])  # the second smallest of three p-values, times 2
-    assert baseline_tests(["conv"], found, []) == []
+    assert baseline_tests(["conv"], found, [], ALPHA) == []
+    # The level is the caller's: at 1e-9 not even 20 images against none separate two classifiers.
+    strict = {r["arch"]: r["verdict"] for r in baseline_tests(["conv", "stacked", "vae"], found, ["pixels"], 1e-9)}
+    assert strict["conv"] == "no significant difference"
 
 
 def test_every_row_and_figure_present():
     results, facts = made_up()
-    tests = baseline_tests(ARCHS, {name: predictions(190) for name in [*ARCHS, "pixels"]}, ["pixels"])
-    page = markdown(ARCHS, "mnist", results, facts, BASELINES, tests)
+    tests = baseline_tests(ARCHS, {name: predictions(190) for name in [*ARCHS, "pixels"]}, ["pixels"], ALPHA)
+    page = markdown(ARCHS, "mnist", results, facts, BASELINES, tests, CONFIDENCE, ALPHA)
     for name in ("Super-Resolution AE", "Convolutional AE", "Stacked AE", "Variational AE", "Denoising AE"):
         # reconstruction, McNemar, t-SNE and size/time tables (and the variational terms for the VAE)
         assert page.count(f"| {name} |") == (5 if name == "Variational AE" else 4)
@@ -83,7 +87,7 @@ def test_every_row_and_figure_present():
 
 def test_report_follows_the_selected_architectures():
     results, facts = made_up()
-    page = markdown(["conv"], "fashion-mnist", results, facts, BASELINES, [])
+    page = markdown(["conv"], "fashion-mnist", results, facts, BASELINES, [], CONFIDENCE, ALPHA)
     assert "Stacked AE" not in page and "Convolutional AE latents" in page
     assert "Variational terms" not in page
 

@@ -26,14 +26,6 @@ def test_the_committed_params_are_valid_and_complete():
         assert isinstance(values[f"models.{arch}"], CATALOGUE[arch].settings_class() or NoSettings)
 
 
-def test_the_notebooks_training_set_up_is_the_default():
-    values = select(COMMITTED, ["seed", "train", "tsne", "svm"])
-    train = values["train"]
-    assert (train.epochs, train.batch_size, train.lr, train.latent_dim, train.precision) == (5, 128, 0.001, 64, "fp32")
-    assert (values["tsne"].per_class, values["tsne"].perplexity) == (20, 30)
-    assert (values["svm"].kernel, values["svm"].C, values["svm"].gamma) == ("rbf", 10, "scale")
-
-
 def test_no_settings_class_has_a_default():
     # params.yaml is the one home of every value: a default in code would be a second.
     classes = [*SECTIONS.values(), *(e.settings_class() for e in CATALOGUE.values() if e.settings)]
@@ -127,7 +119,7 @@ def test_a_stage_checks_only_the_keys_it_reads():
     broken["models"]["vae"]["beta"] = "large"
     values = select(broken, ["seed", "train", "test_noise", "latents.batch_size", "models.{arch}"], arch="conv",
                     catalogue=CATALOGUE)
-    assert values["train"].latent_dim == 64 and values["models.conv"] == NoSettings()
+    assert values["train"].latent_dim == COMMITTED["train"]["latent_dim"] and values["models.conv"] == NoSettings()
     # A single key of a section is checked alone: prepare reads data.train_limit, never data.source.
     assert select(broken, ["data.train_limit"]) == {"data.train_limit": None}
     with pytest.raises(PipelineError, match="svm.C is -1"):
@@ -136,9 +128,9 @@ def test_a_stage_checks_only_the_keys_it_reads():
 
 def test_sections_and_keys_come_back_typed():
     values = select(COMMITTED, ["train.latent_dim", "models.{arch}", "svm"], arch="vae", catalogue=CATALOGUE)
-    assert values["train.latent_dim"] == 64
-    assert values["models.vae"] == CATALOGUE["vae"].settings_class()(beta=1.0, reconstruction="bce")
-    assert values["svm"].implementation == "sklearnex"
+    assert values["train.latent_dim"] == COMMITTED["train"]["latent_dim"]
+    assert values["models.vae"] == CATALOGUE["vae"].settings_class()(**COMMITTED["models"]["vae"])
+    assert values["svm"].implementation == COMMITTED["svm"]["implementation"]
 
 
 def test_data_source_folder_resolves_against_the_project_root(tmp_path):

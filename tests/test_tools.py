@@ -1,98 +1,94 @@
-"""tools/: the sweep report and the experiments table, from made-up `dvc exp show --json` output."""
+"""tools/: finding a sweep's cells, its report, the experiments table, compare_runs and facts, on made-up
+experiments (the real ones: tests/test_sweep.py, tests/test_cluster.py)."""
 from __future__ import annotations
 
-from stages.common.evaluation.seeds import aggregate, compare, ranks
-from tools.exps import experiments, rows_of, table
-from tools.sweep import cell_rows, finished_cells, markdown, matches
+import numpy as np
+
+from stages.common.evaluation import grid
+from stages.common.evaluation.grid_report import markdown
+from tools.experiments import Experiment
+from tools.exps import INVALID, table
+from tools.sweep import cell_settings, finished_cells
 
 
 def params(latent_dim: int, threads=1, seed=42) -> dict:
     return {"seed": seed, "data": {"dataset": "mnist"}, "train": {"latent_dim": latent_dim, "threads": threads,
-                                                                  "epochs": 5}}
+                                                                  "epochs": 5},
+            "sweep": {"seeds": [1, 2]}, "statistics": {"alpha": 0.05}}
 
 
 def metrics(mse: float, acc: float) -> dict:
-    return {f"metrics/{kind}_{arch}.json": {"data": values} for arch in ("conv", "vae") for kind, values in (
+    return {f"metrics/{kind}_{arch}.json": values for arch in ("conv", "vae") for kind, values in (
         ("train", {"test_mse": mse, "denoise_mse": 2 * mse}), ("svm", {"accuracy": acc}),
-        ("tsne", {"trustworthiness": 0.99}))} | {"metrics/svm_pca.json": {"data": {"accuracy": acc - 0.01}}}
+        ("tsne", {"trustworthiness": 0.99}))} | {"metrics/svm_pca.json": {"accuracy": acc - 0.01}}
 
 
-def revision(name: str, latent_dim: int, mse: float, acc: float, threads=1, seed=42) -> dict:
-    return {"rev": name * 5, "name": name,
-            "data": {"params": {"params.yaml": {"data": params(latent_dim, threads, seed)}},
-                     "metrics": metrics(mse, acc)}}
+def experiment(name: str, latent_dim: int, mse: float, acc: float, threads=1, seed=42, rev=None) -> Experiment:
+    return Experiment(name, rev or name * 5, "abc1234", params(latent_dim, threads, seed), metrics(mse, acc))
 
 
-SHOW = [
-    {"rev": "workspace", "name": None, "data": {"params": {"params.yaml": {"data": params(64, None)}}, "metrics": {}}},
-    {"rev": "abc1234", "name": "main", "data": {"params": {"params.yaml": {"data": params(64, None)}},
-                                                "metrics": metrics(0.01, 0.95)},
-     "experiments": [
-         {"name": "new-8", "executor": None, "revs": [revision("new-8", 8, 0.02, 0.97)]},
-         {"name": "old-8", "executor": None, "revs": [revision("old-8", 8, 0.5, 0.1)]},
-         {"name": "two", "executor": None, "revs": [revision("two", 2, 0.04, 0.90)]},
-         {"name": "other-threads", "executor": None, "revs": [revision("other-threads", 32, 0.01, 0.98, 2)]},
-         {"name": "broken", "executor": {"state": "failed"}, "revs": [revision("broken", 16, 0.01, 0.98)]},
-     ]},
-]
+FOUND = [experiment("new-8", 8, 0.02, 0.97), experiment("old-8", 8, 0.5, 0.1), experiment("two", 2, 0.04, 0.90),
+         experiment("other-threads", 32, 0.01, 0.98, threads=2)]
 
 
-def test_experiments_skip_failed_ones():
-    assert [e["name"] for e in experiments(SHOW)] == ["new-8", "old-8", "two", "other-threads"]
+def test_a_cell_is_the_newest_experiment_with_the_same_settings_and_code():
+    settings = cell_settings(params(64, threads=None), threads=1)
+    assert "sweep.seeds" not in settings and "statistics.alpha" not in settings and "seed" not in settings
+    cells = finished_cells(FOUND, settings, lambda rev: True)
+    assert sorted(cells) == [(42, 2), (42, 8)] and cells[(42, 8)].name == "new-8"
+    # An experiment of other code (a commit that changed a stage) is not this sweep's cell.
+    assert sorted(finished_cells(FOUND, settings, lambda rev: rev != "new-8" * 5)) == [(42, 2), (42, 8)]
+    assert finished_cells(FOUND, settings, lambda rev: rev != "new-8" * 5)[(42, 8)].name == "old-8"
+    assert finished_cells(FOUND, {**settings, "data.dataset": "fashion-mnist"}, lambda rev: True) == {}
 
 
-def test_sweep_rows_take_the_newest_experiment_per_cell_with_the_same_settings():
-    cells = finished_cells(experiments(SHOW), {"train.threads": 1, "data.dataset": "mnist"})
-    assert sorted(cells) == [(42, 2), (42, 8)]
-    rows = cell_rows(cells, ["conv", "vae"])
-    conv8 = next(r for r in rows if r["latent_dim"] == 8 and r["name"] == "conv")
-    assert conv8["test_mse"] == 0.02 and conv8["denoise_mse"] == 0.04 and conv8["experiment"] == "new-8"
-    pca = [r for r in rows if r["name"] == "pca"]
-    assert len(pca) == 2 and pca[1]["test_mse"] is None and pca[1]["accuracy"] == 0.96
-    assert not [r for r in rows if r["name"] == "pixels"]  # no baseline that never ran
+def grid_rows() -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (1, 2, 3):
+        conv = rng.random(2000) < 0.95
+        rows += [{"seed": seed, "latent_dim": 8, "name": "conv", "trustworthiness": 0.95,
+                  "per_image": {"accuracy": conv, "test_mse": rng.random(2000) / 100,
+                                "denoise_mse": rng.random(2000) / 50}},
+                 {"seed": seed, "latent_dim": 8, "name": "vae", "trustworthiness": 0.96,
+                  "per_image": {"accuracy": conv, "test_mse": rng.random(2000) / 100,
+                                "denoise_mse": rng.random(2000) / 50}},
+                 {"seed": seed, "latent_dim": 8, "name": "pca", "per_image": {"accuracy": rng.random(2000) < 0.5}}]
+    return rows
 
 
-GRID = [{"rev": "abc1234", "name": "main", "data": {"params": {"params.yaml": {"data": params(64, None)}},
-                                                    "metrics": {}},
-         "experiments": [{"name": f"s{seed}-{dim}", "executor": None,
-                          "revs": [revision(f"s{seed}-{dim}", dim, 0.01 + 0.001 * seed, 0.95 + 0.002 * seed,
-                                            seed=seed)]}
-                         for seed in (1, 2, 3) for dim in (8, 32)]}]
+def test_the_grid_report_names_its_noises_its_family_and_what_is_not_separated():
+    rows = grid_rows()
+    summary, comparisons = grid.aggregate(rows, 0.95), grid.compare(rows, 0.95, 0.05)
+    page = markdown(summary, comparisons, grid.ranks(rows, comparisons), ["conv", "vae", "pca"], "grid",
+                    {"wall_seconds": 12.0, "cells": 3, "where": "this machine (2 cell(s) at a time)"}, 0.95, 0.05,
+                    excluded=["cell-x: metrics/svm_conv.json has accuracy = nan; expected a number from 0 to 1"],
+                    failed=[{"seed": 4, "latent_dim": 8, "name": "cell-s4", "error": "error: a | b <script>"}])
+    assert "Wall time of the sweep run that computed 3 of these cells: 12 s on this machine" in page
+    assert "| 4 | 8 | error: a \\| b &lt;script&gt; | logs/cell-s4.log |" in page
+    assert "## Excluded cells" in page and "accuracy = nan" in page
+    assert "one Holm family (baselines included)" in page and "count both noises" in page
+    assert "t-SNE trustworthiness (higher is better; intervals over seeds only)" in page
+    assert "- latent 8: not separated with 3 seeds and 2,000 test images (Holm): Convolutional AE, " \
+           "Variational AE." in page  # identical outcomes
+    assert "indistinguishable" not in page
+    assert "| 8 | Convolutional AE | PCA (baseline) |" in page and "3 of 3 (1.00 [0.29, 1.00])" in page
+    assert "SVM accuracy %" in page and "0.95" not in page.split("## SVM accuracy")[1].split("##")[0]
 
 
-def test_the_grid_report_gives_intervals_ranks_and_what_is_indistinguishable():
-    cells = finished_cells(experiments(GRID), {"train.threads": 1})
-    assert sorted(cells) == [(s, d) for s in (1, 2, 3) for d in (8, 32)]
-    rows = cell_rows(cells, ["conv", "vae"])
-    summary, comparisons = aggregate(rows), compare(rows)
-    page = markdown(summary, comparisons, ranks(rows, comparisons), ["conv", "vae", "pca"], "grid",
-                    {"wall_seconds": 12.0, "cells": 6, "where": "2 worker(s) x 1 thread(s)"},
-                    [{"seed": 4, "latent_dim": 8, "error": "error: params.yaml: a | b"}])
-    assert "Wall time of the sweep run that computed 6 of these cells: 12 s on 2 worker(s) x 1 thread(s)." in page
-    assert "| 4 | 8 | error: params.yaml: a / b |" in page
-    # conv and vae are equal on every seed: one rank, said to be indistinguishable; PCA is 1 point lower on each.
-    assert "| Convolutional AE | 95.40 ± 0.50 (n=3, rank 1) | 95.40 ± 0.50 (n=3, rank 1) |" in page
-    assert "| PCA (baseline) | 94.40 ± 0.50 (n=3, rank 3) |" in page
-    assert "- latent 8: indistinguishable with 3 seeds: Convolutional AE, Variational AE." in page
-    assert "| 8 | Convolutional AE | PCA (baseline) | 1.00 [1.00, 1.00] | – |" in page
-    assert "SVM accuracy %" in page and "0.954" not in page  # accuracy in percent, never as a fraction
-
-
-def test_matches_compares_dotted_keys():
-    assert matches(params(8), {"train.threads": 1, "data.dataset": "mnist"})
-    assert not matches(params(8, 2), {"train.threads": 1})
-    assert not matches({}, {"train.threads": 1})
-
-
-def test_experiments_table_shows_changed_params_and_short_result_columns():
-    frame = table(rows_of(SHOW))
+def test_experiments_table_shows_changed_params_short_columns_and_names_invalid_values():
+    broken = experiment("broken", 16, 0.01, float("nan"))
+    found = [("workspace", experiment("workspace", 64, 0.01, 0.95)), *((f"  {e.name}", e) for e in FOUND),
+             ("  broken", broken)]
+    frame = table(found)
     assert list(frame.columns[:3]) == ["experiment", "train.latent_dim", "train.threads"]
     assert "seed" not in frame.columns  # unchanged everywhere
     assert {"conv mse", "conv acc", "vae trust", "pca acc"} <= set(frame.columns)
-    text = frame.to_string(index=False)
-    assert max(len(line) for line in text.splitlines()) <= 200
-    main = frame[frame["experiment"] == "main"].iloc[0]
-    assert main["conv mse"] == "0.01000" and main["conv acc"] == "95.00"
+    assert max(len(line) for line in frame.to_string(index=False).splitlines()) <= 200
+    row = frame[frame["experiment"] == "workspace"].iloc[0]
+    assert row["conv mse"] == "0.010000" and row["conv acc"] == "95.00"
+    assert frame[frame["experiment"] == "  broken"].iloc[0]["conv acc"] == INVALID
+    assert broken.problems and "metrics/svm_conv.json has accuracy = nan" in broken.problems[0]
 
 
 def test_compare_runs_tells_a_changed_output_from_a_new_checkpoint_format(tmp_path):

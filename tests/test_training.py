@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.settings import params_model
 from stages.common.errors import PipelineError
 from stages.common.models.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
 from stages.common.models.nets import build_model
 from stages.common.models.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
-from tests.conftest import ROOT, committed_model, make_images
+from tests.conftest import ROOT, make_images
 
 CPU = torch.device("cpu")
 
@@ -39,7 +40,7 @@ def train_once(arch: str):
     seed_everything(3)
     images, _ = make_images(200)
     x = to_float_images(images, CPU)
-    model = committed_model(arch, 16)
+    model = params_model(arch, 16)
     history = fit(model, x[:160], x[160:], epochs=2, batch_size=32, lr=1e-3, seed=3, precision="fp32",
                   eval_batch_size=64)
     return model, history

@@ -1,102 +1,80 @@
-"""`make exps`: the experiments of `dvc exp show`, narrowed to what a 200-column terminal can show.
+"""`make exps`: every experiment, in a table a 200-column terminal can show.
 
     python -m tools.exps [--all]
 
 `dvc exp show` names a metric column by its file and key
-(`metrics/train_conv.json:test_mse`), so only four results fit a terminal. This
-prints one row per experiment (and the workspace and its commit): the params that
-differ between them, then for each architecture its test MSE, SVM accuracy (%) and
-t-SNE trustworthiness, and the baselines' accuracy. `--all` keeps every param.
+(`metrics/train_conv.json:test_mse`), so only four results fit a terminal, and it
+renders the whole history (40 s on 67 commits). This prints the workspace, then
+each commit that has experiments and its experiments (tools/experiments.py reads
+them from their refs, whatever the history's length): the params that differ
+between rows, then for each architecture its test MSE, SVM accuracy (%) and t-SNE
+trustworthiness, and the baselines' accuracy. `--all` keeps every param.
+
+A recorded value that is not a number in its metric's range is shown as `invalid`
+and named, one line each, after the table.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
+from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
+from stages.common.evaluation.metrics import BASELINES, METRIC
 from stages.common.models.catalogue import ARCH_IDS
+from stages.common.outputs.read import read_json
+from stages.common.settings import PARAMS_FILE, load_yaml, parse_yaml
+from tools.cli import parser_for
+from tools.experiments import Blobs, Experiment, flatten, git, metric_files, metric_value, read_experiments
 
 WIDTH = 200
-
-
-def dvc(*args: str, capture: bool = True, env: dict | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=capture, text=True, env=env)
-    if proc.returncode != 0:
-        detail = " ".join((proc.stderr or "").split())[-400:] if capture else "see the output above"
-        raise PipelineError(f"dvc {' '.join(args)} failed: {detail}")
-    return proc.stdout if capture else ""
-
-
-def experiments(show: list) -> list[dict]:
-    """Flatten `dvc exp show --json` (of one or every commit): one dict per finished experiment."""
-    found = []
-    for commit in show:
-        for exp in commit.get("experiments") or []:
-            state = (exp.get("executor") or {}).get("state")
-            if state in ("queued", "running", "failed"):
-                continue
-            for rev in exp.get("revs") or []:
-                data = rev.get("data") or {}
-                if data.get("status", "Success") != "Success" or rev.get("error"):
-                    continue
-                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                metrics = {path: (value or {}).get("data") or {} for path, value in (data.get("metrics") or {}).items()}
-                found.append({"name": rev.get("name") or exp.get("name"), "rev": rev.get("rev"),
-                              "baseline": commit.get("rev"), "params": params, "metrics": metrics})
-    return found
-
-
-def flatten(node, prefix: str = "") -> dict:
-    if not isinstance(node, dict):
-        return {prefix[:-1]: json.dumps(node) if isinstance(node, (list, dict)) else node}
-    flat = {}
-    for key, value in node.items():
-        flat.update(flatten(value, f"{prefix}{key}."))
-    return flat
-
-
-def rows_of(show: list) -> list[dict]:
-    """One row per commit and experiment: name, params and metrics of `dvc exp show --json`."""
-    rows = []
-    for index, commit in enumerate(show):
-        found = experiments([commit])
-        if index > 1 and not found:
-            continue  # an older commit without experiments (exp show --all-commits lists them all)
-        data = commit.get("data") or {}
-        name = "workspace" if commit.get("rev") == "workspace" else (commit.get("name") or commit.get("rev", "")[:7])
-        rows.append({"name": name, "params": flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data")
-                                                     or {}),
-                     "metrics": {path: (v or {}).get("data") or {} for path, v in (data.get("metrics") or {}).items()}})
-        for exp in found:
-            rows.append({"name": f"  {exp['name']}", "params": flatten(exp["params"]), "metrics": exp["metrics"]})
-    return rows
-
-
-def table(rows: list[dict], every_param: bool = False):
-    import pandas as pd
-
-    keys = list(dict.fromkeys(key for row in rows for key in row["params"]))
-    if not every_param:
-        keys = [k for k in keys if len({json.dumps(row["params"].get(k)) for row in rows}) > 1]
-    archs = [a for a in ARCH_IDS if any(f"metrics/train_{a}.json" in row["metrics"] for row in rows)]
-    records = []
-    for row in rows:
-        record = {"experiment": row["name"], **{key: _param(row["params"].get(key, "-")) for key in keys}}
-        m = row["metrics"]
-        for arch in archs:
-            record[f"{arch} mse"] = _fmt(m.get(f"metrics/train_{arch}.json", {}).get("test_mse"), ".5f")
-            record[f"{arch} acc"] = _fmt(_pct(m.get(f"metrics/svm_{arch}.json", {}).get("accuracy")), ".2f")
-            record[f"{arch} trust"] = _fmt(m.get(f"metrics/tsne_{arch}.json", {}).get("trustworthiness"), ".4f")
-        for name in ("pixels", "pca"):
-            record[f"{name} acc"] = _fmt(_pct(m.get(f"metrics/svm_{name}.json", {}).get("accuracy")), ".2f")
-        records.append(record)
-    return pd.DataFrame(records)
-
-
 # A long value (a data.source path, say) would push the table past WIDTH on its own.
 MAX_PARAM_CHARS = 24
+COLUMNS = (("mse", "test_mse"), ("acc", "accuracy"), ("trust", "trustworthiness"))
+INVALID = "invalid"
+
+
+def workspace_row() -> Experiment:
+    params = load_yaml(PARAMS_FILE)
+    exp = Experiment("workspace", "workspace", "", params if isinstance(params, dict) else {}, {})
+    for path in metric_files(ARCH_IDS):
+        if Path(path).is_file():
+            try:
+                exp.metrics[path] = read_json(path, path)
+            except PipelineError as err:
+                exp.problems.append(f"workspace: {str(err).split('; rerun')[0]}")
+    return exp
+
+
+def commit_row(blobs: Blobs, rev: str) -> Experiment:
+    exp = Experiment(rev[:7], rev, rev, {}, {})
+    text = blobs.read(rev, "params.yaml")
+    try:
+        params = parse_yaml(text.decode("utf-8"), f"params.yaml of commit {rev[:7]}") if text else {}
+        exp.params = params if isinstance(params, dict) else {}
+    except (PipelineError, UnicodeDecodeError) as err:
+        exp.problems.append(f"{rev[:7]}: {err}")
+    for path in metric_files(ARCH_IDS):
+        data = blobs.read(rev, path)
+        if data is not None:
+            try:
+                exp.metrics[path] = json.loads(data)
+            except (ValueError, RecursionError):
+                exp.problems.append(f"{rev[:7]}: {path} is not valid JSON")
+    return exp
+
+
+def rows() -> list[tuple[str, Experiment]]:
+    """(label, experiment) of the workspace, then each commit with experiments followed by its experiments."""
+    found = read_experiments(list(ARCH_IDS))
+    out = [("workspace", workspace_row())]
+    head = git("rev-parse", "HEAD", check=False).strip()
+    baselines = list(dict.fromkeys(b for b in [head, *(exp.baseline for exp in found)] if b))
+    with Blobs() as blobs:
+        for baseline in baselines:
+            out.append((baseline[:7], commit_row(blobs, baseline)))
+            out += [(f"  {exp.name}", exp) for exp in found if exp.baseline == baseline]
+    return out
 
 
 def _param(value) -> str:
@@ -104,26 +82,50 @@ def _param(value) -> str:
     return text if len(text) <= MAX_PARAM_CHARS else "…" + text[-(MAX_PARAM_CHARS - 1):]
 
 
-def _pct(value):
-    return None if value is None else value * 100
+def _cell(exp: Experiment, metric_key: str, name: str) -> str:
+    metric = METRIC[metric_key]
+    before = len(exp.problems)
+    value = metric_value(exp, metric, name)
+    if len(exp.problems) > before:
+        return INVALID
+    return "-" if value is None else metric.format(value)
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def table(found: list[tuple[str, Experiment]], every_param: bool = False):
+    import pandas as pd
+
+    flat = [flatten(exp.params) for _, exp in found]
+    keys = list(dict.fromkeys(key for params in flat for key in params))
+    if not every_param:
+        keys = [k for k in keys if len({json.dumps(params.get(k), default=str) for params in flat}) > 1]
+    archs = [a for a in ARCH_IDS if any(f"metrics/train_{a}.json" in exp.metrics for _, exp in found)]
+    records = []
+    for (label, exp), params in zip(found, flat):
+        record = {"experiment": label, **{key: _param(params.get(key, "-")) for key in keys}}
+        for arch in archs:
+            for column, key in COLUMNS:
+                record[f"{arch} {column}"] = _cell(exp, key, arch)
+        for name in BASELINES:
+            record[f"{name} acc"] = _cell(exp, "accuracy", name)
+        records.append(record)
+    return pd.DataFrame(records)
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.exps", description=__doc__.splitlines()[0])
+    parser = parser_for("python -m tools.exps", __doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="show every param, not only those that differ")
     args = parser.parse_args(argv)
-    # Every commit's experiments: a sweep's cells hang off the commit before its results were committed.
-    frame = table(rows_of(json.loads(dvc("exp", "show", "--json", "--all-commits"))), args.all)
+    found = rows()
+    frame = table(found, args.all)
     text = frame.to_string(index=False, justify="right")
     if max(len(line) for line in text.splitlines()) > WIDTH:
         # Narrower: the trustworthiness columns go first.
         frame = frame.drop(columns=[c for c in frame.columns if c.endswith(" trust")])
         text = frame.to_string(index=False, justify="right")
     print(text)
+    problems = [line for _, exp in found for line in dict.fromkeys(exp.problems)]
+    for line in problems:
+        print(f"exps: {INVALID}: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -88,9 +88,13 @@ def _log_path(stage: str) -> Path:
     return folder / f"ae-compare-{stage.replace('@', '-')}.log"
 
 
-def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str]) -> None:
-    """Run a stage's (or tool's) `main(argv)`; every failure becomes one line on stderr and a non-zero exit."""
-    stage = name if not argv or argv[0].startswith("-") else f"{name}@{argv[0]}"
+def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str], stage: str | None = None) -> None:
+    """Run a stage's (or tool's) `main(argv)`; every failure becomes one line on stderr and a non-zero exit.
+
+    `stage` names it in messages (its dvc.yaml name); by default `name@arg`, or `name`.
+    """
+    if stage is None:
+        stage = name if not argv or argv[0].startswith("-") else f"{name}@{argv[0]}"
     for stream in (sys.stdout, sys.stderr):
         # A message with a character the terminal's encoding lacks is shown escaped, never an error.
         if hasattr(stream, "reconfigure"):

@@ -128,20 +128,9 @@ class TrainSettings:
     latent_dim: int = setting(integer(1, PIXELS, why="a code larger than the 784 pixels it encodes compresses nothing"))
     device: str = setting(one_of("auto", "cpu", "cuda", "mps"))
     precision: str = setting(one_of("fp32", "bf16"))
-    threads: int | None = setting(integer(1, 4096, null=True, why="torch threads per process; null = every core"))
-
-
-@dataclass(frozen=True)
-class NoiseSettings:
-    """A kind of image noise: additive Gaussian clipped to [0, 1], or masking (pixels set to 0).
-
-    Two sections use it: `test_noise` (every model's denoise_mse) and `models.denoising`
-    (what the Denoising AE trains on).
-    """
-
-    noise: str = setting(one_of(*NOISES))
-    noise_std: float = setting(positive(10), "standard deviation of the Gaussian noise")
-    mask_fraction: float = setting(fraction(), "share of pixels masked by masking noise")
+    # A number, never "every core": torch's kernels split their sums by thread, so the
+    # trained weights depend on it, and dvc.yaml's params must say what a result depends on.
+    threads: int = setting(integer(1, 4096, why="torch threads per stage"))
 
 
 @dataclass(frozen=True)
@@ -175,8 +164,9 @@ class SvmSettings:
                                       "'scale', 'auto' or a positive number"))
     scale: bool = setting(boolean())
     implementation: str = setting(one_of("sklearnex", "sklearn"))
-    n_jobs: int = setting(Rule(lambda v: _is_int(v) and (v == -1 or 1 <= v <= 4096),
-                               "a positive integer, or -1 for every core"))
+    # oneDAL's fit splits its work by thread and its solution depends on the count
+    # (docs/guarantees.md), so this is a number, never "every core".
+    threads: int = setting(integer(1, 4096, why="threads of the SVM"))
 
 
 @dataclass(frozen=True)
@@ -185,6 +175,31 @@ class BaselinesSettings:
 
     enabled: bool = setting(boolean())
     train_limit: int | None = setting(integer(10 * N_CLASSES, 10**9, null=True, why="ten images per class at least"))
+
+
+# --------------------------------------------------------------------------- architectures' own settings
+# models.<id>: each architecture with settings of its own names its class here in the
+# catalogue (stages/common/models/catalogue.py); the torch layer never imports this module.
+@dataclass(frozen=True)
+class NoiseSettings:
+    """A kind of image noise: additive Gaussian clipped to [0, 1], or masking (pixels set to 0).
+
+    Two sections use it: `test_noise` (every model's denoise_mse) and `models.denoising`
+    (what the Denoising AE trains on).
+    """
+
+    noise: str = setting(one_of(*NOISES))
+    noise_std: float = setting(positive(10), "standard deviation of the Gaussian noise")
+    mask_fraction: float = setting(fraction(), "share of pixels masked by masking noise")
+
+
+@dataclass(frozen=True)
+class VAESettings:
+    """models.vae: the Variational AE's objective."""
+
+    beta: float = setting(positive(1e6), "weight of the KL term: loss = reconstruction + beta * KL")
+    reconstruction: str = setting(one_of("bce", "mse"),
+                                  "bce (Bernoulli likelihood, summed over pixels) or mse (summed squared error)")
 
 
 def distinct_ints(low: int, high: int, what: str) -> Rule:
@@ -199,7 +214,16 @@ class SweepSettings:
 
     latent_dims: list = setting(distinct_ints(1, PIXELS, "latent sizes"))
     seeds: list = setting(distinct_ints(0, MAX_SEED, "seeds"))
-    jobs: int = setting(integer(1, 64, why="parallel experiment workers"))
+    threads: int = setting(integer(1, 4096, why="torch threads of every cell"))
+    jobs: int | None = setting(integer(1, 64, null=True, why="cells at a time; null = usable cores / sweep.threads"))
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    """statistics: the confidence of every interval and the level of every test, in every report."""
+
+    confidence: float = setting(Rule(lambda v: _is_number(v) and 0.5 <= v < 1, "a number from 0.5 to below 1"))
+    alpha: float = setting(Rule(lambda v: _is_number(v) and 0 < v <= 0.5, "a number above 0 and at most 0.5"))
 
 
 def arch_list(catalogue: dict) -> Rule:
@@ -222,6 +246,7 @@ SECTIONS: dict[str, type] = {
     "svm": SvmSettings,
     "baselines": BaselinesSettings,
     "sweep": SweepSettings,
+    "statistics": StatisticsSettings,
 }
 MODELS = "models"  # models.<arch>: each architecture's own settings, its catalogue entry's class
 

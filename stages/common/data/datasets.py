@@ -16,6 +16,9 @@ FILE_NAMES = tuple(name for pair in SPLIT_FILES.values() for name in pair)
 N_CLASSES = 10
 IMAGE_SIDE = 28
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
+# EMNIST, the largest MNIST-format set, holds 240,000 images per file: an IDX header or
+# a stage's array promising more is refused before anything is read.
+MAX_IMAGES = 250_000
 
 
 @dataclass(frozen=True)

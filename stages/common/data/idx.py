@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.data.datasets import IMAGE_SIDE, N_CLASSES
+from stages.common.data.datasets import IMAGE_SIDE, MAX_IMAGES, N_CLASSES
 from stages.common.errors import PipelineError
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
@@ -31,9 +31,6 @@ def file_digests(path: str | os.PathLike) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-# EMNIST, the largest MNIST-format set, holds 240,000 images per file; a header
-# promising more is refused before anything is read.
-MAX_IMAGES = 250_000
 CHUNK_BYTES = 1 << 20
 
 

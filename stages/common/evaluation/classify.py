@@ -1,19 +1,21 @@
 """Scoring a feature space with a kernel SVM: fit on train features, evaluate on test features.
 
-scikit-learn's SVC (libsvm) fits and predicts on one core. Two ways to use the rest:
-- `sklearnex` (default): the oneDAL SVC of scikit-learn-intelex, a drop-in that fits
-  on every core; same model class and parameters, accuracy equal to libsvm's within
-  0.1 point (measured in benchmarks/). It predicts on one thread: oneDAL's threaded
-  prediction sums the kernel terms in an order that changes from call to call once
-  there are some thousands of support vectors, and a label near a tie flips with it,
-  so one model scored differently from call to call. One thread repeats exactly, at
-  about twice the prediction time (docs/guarantees.md); the fit repeats on every core.
-- `sklearn`: libsvm itself, fit on one core, prediction split into row blocks run in
-  threads (libsvm releases the GIL), which gives exactly the labels of one call.
+Two implementations, the same model class and parameters:
+- `sklearnex` (default): the oneDAL SVC of scikit-learn-intelex. It fits in
+  `threads` threads, and its solution depends on that number (the solver's sums are
+  split by thread: 1 and 2 threads gave accuracies 4 points apart on one weak latent
+  space), so `threads` is a setting, passed explicitly: left unset, oneDAL takes
+  OMP_NUM_THREADS or every core, and the result would depend on the machine. It
+  predicts on one thread: its threaded prediction sums the kernel terms in an order
+  that changes from call to call, and a label near a tie flips with it.
+- `sklearn`: libsvm itself, fit on one thread, prediction split into row blocks run
+  in `threads` threads (libsvm releases the GIL), which gives exactly the labels of
+  one call.
+Either way the same params give the same labels on any machine with at least
+`threads` CPUs (docs/guarantees.md).
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -35,15 +37,11 @@ def split_metrics(metrics: dict) -> tuple[dict, dict]:
     return results, {key: value for key, value in metrics.items() if key not in RESULT_KEYS}
 
 
-def resolve_jobs(n_jobs: int) -> int:
-    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-
-
-def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "sklearnex"):
+def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str, threads: int):
     if implementation == "sklearnex":
         from sklearnex.svm import SVC as FastSVC
 
-        svc = FastSVC(kernel=kernel, C=C, gamma=gamma)
+        svc = FastSVC(kernel=kernel, C=C, gamma=gamma, n_jobs=threads)
     elif implementation == "sklearn":
         svc = SVC(kernel=kernel, C=C, gamma=gamma)
     else:
@@ -51,23 +49,23 @@ def make_svm(kernel: str, C: float, gamma, scale: bool, implementation: str = "s
     return make_pipeline(StandardScaler(), svc) if scale else svc
 
 
-def predict_reproducibly(model, features: np.ndarray, implementation: str, n_jobs: int) -> np.ndarray:
-    """Labels that repeat exactly from call to call, on as many cores as allows that."""
+def predict_reproducibly(model, features: np.ndarray, implementation: str, threads: int) -> np.ndarray:
+    """Labels that repeat exactly from call to call, on as many threads as allows that."""
     if implementation == "sklearn":
-        return parallel_predict(model, features, n_jobs)
+        return parallel_predict(model, features, threads)
     svc = model[-1] if isinstance(model, Pipeline) else model
     # sklearnex sets oneDAL's thread count for the call and restores it afterwards.
     svc.set_params(n_jobs=1)
     return model.predict(features)
 
 
-def parallel_predict(model, features: np.ndarray, n_jobs: int) -> np.ndarray:
+def parallel_predict(model, features: np.ndarray, threads: int) -> np.ndarray:
     """`model.predict` over row blocks in threads; identical to one call, faster on several cores."""
-    n_jobs = min(resolve_jobs(n_jobs), max(1, len(features) // 256))
-    if n_jobs == 1:
+    threads = min(threads, max(1, len(features) // 256))
+    if threads == 1:
         return model.predict(features)
-    blocks = np.array_split(features, n_jobs)
-    parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(model.predict)(block) for block in blocks)
+    blocks = np.array_split(features, threads)
+    parts = Parallel(n_jobs=threads, prefer="threads")(delayed(model.predict)(block) for block in blocks)
     return np.concatenate(parts)
 
 
@@ -83,15 +81,15 @@ def fit_and_score(
     gamma,
     scale: bool,
     implementation: str,
-    n_jobs: int,
+    threads: int,
+    confidence: float,
 ) -> tuple[dict, np.ndarray]:
     """Fit an SVM and score it; returns (metrics, predicted test labels).
 
-    The accuracy comes with its Wilson 95% interval over the test images.
-
-    The keyword arguments are exactly the keys of params.yaml's `svm` section.
+    The accuracy comes with its Wilson interval at `confidence` over the test images.
+    The other keyword arguments are exactly the keys of params.yaml's `svm` section.
     """
-    model = make_svm(kernel, C, gamma, scale, implementation)
+    model = make_svm(kernel, C, gamma, scale, implementation, threads)
     # libsvm works in float64; oneDAL also in float32, which halves the memory of
     # the raw-pixel baseline and its copies.
     dtype = np.float64 if implementation == "sklearn" else np.float32
@@ -100,11 +98,11 @@ def fit_and_score(
     model.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    predicted = predict_reproducibly(model, x_test, implementation, n_jobs)
+    predicted = predict_reproducibly(model, x_test, implementation, threads)
     predict_seconds = time.perf_counter() - started
     labels = np.arange(n_classes)
     correct = int(np.sum(predicted == y_test))
-    ci_low, ci_high = wilson_interval(correct, len(y_test))
+    ci_low, ci_high = wilson_interval(correct, len(y_test), confidence)
     metrics = {
         "accuracy": round(float(accuracy_score(y_test, predicted)), 6),
         "accuracy_ci_low": round(ci_low, 6),

@@ -1,21 +1,17 @@
-"""Telling a difference from noise: intervals over seeds and test images, paired tests, Holm, grouped ranks.
+"""Telling a difference from noise within one run: test-image intervals, McNemar, Holm, grouped ranks.
 
-Over seeds (the sweep): each metric's mean with a Student-t 95% interval; two
-architectures compared with a paired t-test on the per-seed differences (the same
-seed fixes the data order and noise for both), the mean difference with its
-interval, the effect size (mean difference over the differences' standard
-deviation) and the probability of improvement P(A better than B), the share of
-seeds on which A wins, with a bootstrap interval. Many pairs at once are corrected
-with Holm's step-down method. Ranks are given in groups: an architecture's rank is
-one plus the number of architectures significantly better than it, so those that
-no test separates share a rank.
-
-Within one run (the single-run report): an accuracy's Wilson interval over the
-test images, a mean squared error's standard error over the test images, and two
-classifiers on the same test images compared with McNemar's exact test.
+Within one run (the stages and the single-run report): an accuracy's Wilson
+interval over the test images, a mean squared error's standard error over the test
+images, and two classifiers on the same test images compared with McNemar's exact
+test. Many tests at once are corrected with Holm's step-down method, and ranks are
+given in groups: a feature space's rank is one plus the number significantly better
+than it, so those that no test separates share a rank. Over seeds *and* test
+images (a grid): stages/common/evaluation/grid.py, which uses Holm and the ranks
+from here.
 
 Every test and interval is scipy's; only Holm's few lines are written here, as
-scipy has none (its `false_discovery_control` is Benjamini-Hochberg).
+scipy has none (its `false_discovery_control` is Benjamini-Hochberg). The stages
+import this module, so it holds only what they need: a change here reruns them.
 """
 from __future__ import annotations
 
@@ -24,84 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONFIDENCE = 0.95
-
 
 def _stats():
     # scipy.stats takes half a second to import; the train stage needs only `standard_error`.
     from scipy import stats
 
     return stats
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A metric over seeds: count, mean, sample standard deviation and the t interval of the mean."""
-
-    n: int
-    mean: float
-    std: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-
-def summarise(values, confidence: float = CONFIDENCE) -> Summary:
-    """Mean, standard deviation and Student-t interval of `values` (no spread or interval from one value)."""
-    x = np.asarray(values, dtype=float)
-    n, mean = len(x), float(np.mean(x))
-    if n < 2:
-        return Summary(n, mean, None, None, None)
-    if np.all(x == x[0]):
-        return Summary(n, float(x[0]), 0.0, float(x[0]), float(x[0]))
-    std = float(np.std(x, ddof=1))
-    low, high = _stats().t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
-    return Summary(n, mean, std, float(low), float(high))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A against B over the same seeds, `diff` = A - B oriented so that positive means A is better."""
-
-    n: int
-    mean_diff: float
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float
-    effect_size: float | None
-    p_improvement: float
-    p_improvement_low: float
-    p_improvement_high: float
-
-
-def compare_paired(a, b, higher_is_better: bool, confidence: float = CONFIDENCE, seed: int = 0) -> Comparison:
-    """Paired t-test of A against B over seeds (element i of each from seed i)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError("a paired comparison needs two equal-length series of at least two values")
-    diff = (a - b) if higher_is_better else (b - a)
-    n, mean = len(diff), float(diff.mean())
-    wins = (diff > 0).astype(float) + 0.5 * (diff == 0)
-    p_improvement = float(wins.mean())
-    if np.allclose(diff, diff[0], rtol=1e-9, atol=0):
-        # No spread across seeds (to rounding) (deterministic on both sides, as a baseline can be): the t-test is
-        # undefined, and its limit is taken. Identical results are no evidence of a difference; a
-        # difference that is the same on every seed is not noise (p 0, a zero-width interval).
-        p = 1.0 if mean == 0 else 0.0
-        return Comparison(n, mean, mean, mean, p, None, p_improvement, p_improvement, p_improvement)
-    test = _stats().ttest_rel(a, b) if higher_is_better else _stats().ttest_rel(b, a)
-    interval = test.confidence_interval(confidence)
-    sd = float(diff.std(ddof=1))
-    low, high = _bootstrap_share(wins, confidence, seed)
-    return Comparison(n, mean, float(interval.low), float(interval.high), float(test.pvalue), mean / sd,
-                      p_improvement, low, high)
-
-
-def _bootstrap_share(wins: np.ndarray, confidence: float, seed: int) -> tuple[float, float]:
-    if np.all(wins == wins[0]):
-        return float(wins[0]), float(wins[0])
-    result = _stats().bootstrap((wins,), np.mean, confidence_level=confidence, method="percentile",
-                             n_resamples=2000, rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def holm(p_values) -> list[float]:
@@ -122,7 +46,7 @@ def grouped_ranks(names: list, better: set) -> dict:
     return {name: 1 + sum((other, name) in better for other in names if other != name) for name in names}
 
 
-def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def wilson_interval(correct: int, total: int, confidence: float) -> tuple[float, float]:
     """The Wilson score interval of an accuracy of `correct` out of `total`."""
     interval = _stats().binomtest(correct, total).proportion_ci(confidence_level=confidence, method="wilson")
     return float(interval.low), float(interval.high)

@@ -60,7 +60,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         "vae", "Variational AE", "stages.common.models.nets:ConvVAE",
-        settings="stages.common.models.nets:VAESettings",
+        settings="stages.common.settings:VAESettings",
         origin="the notebook's roadmap",
     ),
     Architecture(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +49,14 @@ def checkpoint_bytes(spec: ModelSpec, model: torch.nn.Module) -> bytes:
 
 def _read(path: Path, stage: str) -> dict:
     check_readable(path, stage)
+    # torch.save writes a zip archive; anything else (a bare pickle, a legacy file) is not one of ours, and
+    # is refused before torch's unpickler sees it (and warns about its protocol).
+    if not zipfile.is_zipfile(path):
+        raise damaged(path, stage, "not a model file (not the zip archive torch.save writes)")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except (*DAMAGE, pickle.UnpicklingError) as err:
         raise damaged(path, stage, f"damaged ({type(err).__name__})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:

@@ -62,14 +62,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_threads(threads: int | None) -> int:
-    """Give torch `threads` intra-op threads (None: every usable core); returns the number set.
+def set_threads(threads: int) -> int:
+    """Give torch `threads` intra-op threads (train.threads); returns the number set.
 
-    A sweep running several workers gives each its share, so they do not oversubscribe the cores.
+    Always a number the params name, never "every core": torch's CPU kernels split
+    their sums by thread, so the trained weights depend on the count.
     """
-    count = threads or usable_cores()
-    torch.set_num_threads(count)
-    return count
+    torch.set_num_threads(threads)
+    return threads
 
 
 def seed_everything(seed: int) -> None:

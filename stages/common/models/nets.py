@@ -7,14 +7,11 @@ catalogue's business (`stages.common.models.catalogue`); `build_model` reads it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from stages.common.models.catalogue import ARCH_IDS, CATALOGUE
-from stages.common.settings import NOISES, one_of, positive, setting
 
 
 class Autoencoder(nn.Module):
@@ -144,15 +141,6 @@ def bernoulli_nll(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Te
     return -(target * log_p + (1 - target) * log_not_p).sum()
 
 
-@dataclass(frozen=True)
-class VAESettings:
-    """models.vae: the Variational AE's objective."""
-
-    beta: float = setting(positive(1e6), "weight of the KL term: loss = reconstruction + beta * KL")
-    reconstruction: str = setting(one_of("bce", "mse"),
-                                  "bce (Bernoulli likelihood, summed over pixels) or mse (summed squared error)")
-
-
 class ConvVAE(Autoencoder):
     """A convolutional VAE: the Conv AE's layers, the encoder giving a mean and a log-variance.
 
@@ -211,7 +199,7 @@ def corrupt(x: torch.Tensor, noise: str, noise_std: float, mask_fraction: float,
     if noise == "masking":
         draw = torch.rand(x.shape, generator=generator, device=where, dtype=x.dtype).to(x.device)
         return x * (draw >= mask_fraction)
-    raise ValueError(f"unknown noise {noise!r}; known: {', '.join(NOISES)}")
+    raise ValueError(f"unknown noise {noise!r}")
 
 
 class DenoisingAE(ConvAE):

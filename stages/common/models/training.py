@@ -111,10 +111,15 @@ def evaluate_mse(model: nn.Module, x: torch.Tensor, batch_size: int, target: tor
 
 
 @torch.no_grad()
-def per_image_mse(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
-    """Each image's mean squared error per pixel under model(x), float64: the spread behind a test MSE."""
+def per_image_mse(model: nn.Module, x: torch.Tensor, batch_size: int, target: torch.Tensor | None = None) -> np.ndarray:
+    """Each image's mean squared error per pixel of model(x) against `target` (default: x), float64.
+
+    The per-image outcomes behind a test MSE: its standard error over the test images,
+    and the intervals of a sweep that count the test images' noise.
+    """
     model.eval()
-    parts = [((model(x[start:start + batch_size]) - x[start:start + batch_size]) ** 2).flatten(1).mean(
+    target = x if target is None else target
+    parts = [((model(x[start:start + batch_size]) - target[start:start + batch_size]) ** 2).flatten(1).mean(
         1, dtype=torch.float64).cpu() for start in range(0, x.shape[0], batch_size)]
     return torch.cat(parts).numpy()
 

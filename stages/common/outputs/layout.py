@@ -8,6 +8,7 @@ PREPARED_DIR = Path("data/prepared")
 MODELS_DIR = Path("data/models")
 LATENTS_DIR = Path("data/latents")
 PREDICTIONS_DIR = Path("data/predictions")
+ERRORS_DIR = Path("data/errors")
 METRICS_DIR = Path("metrics")
 # Facts about a run (times, memory, sizes, device): recorded, but not DVC metrics,
 # so `dvc metrics show/diff` and `dvc exp show` list results only.
@@ -30,6 +31,11 @@ def prepared_path(split: str) -> Path:
 def predictions_path(name: str) -> Path:
     """data/predictions/<name>.npz: an SVM's predicted test labels and the true ones, for paired tests."""
     return PREDICTIONS_DIR / f"{name}.npz"
+
+
+def errors_path(arch: str) -> Path:
+    """data/errors/<arch>.npz: each test image's reconstruction and denoising error, for intervals over images."""
+    return ERRORS_DIR / f"{arch}.npz"
 
 
 def metrics_path(kind: str, name: str) -> Path:

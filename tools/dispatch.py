@@ -1,0 +1,158 @@
+"""The sweep's one engine: hand cells to a Dask cluster, watch them, and end in bounded time whatever happens.
+
+The same code serves one machine (an in-process `LocalCluster` with `jobs` threads,
+each running one cell's processes) and many (a `dask scheduler` and `dask worker`s
+anywhere). Each cell is a task running `tools.cells.run_cell`, sent by value, so a
+worker needs the project's environment but not the project. What it guarantees:
+
+- A scheduler address is parsed and reached (`connect_timeout` seconds) before
+  anything else happens; a refused port fails in about a second, with one line.
+- A worker killed mid-cell loses its task to another worker (Dask reschedules it);
+  the cell's experiment name is fixed, so it is published once.
+- Losing every worker ends the sweep after `no_workers_timeout` seconds without
+  one, and losing the scheduler after `connect_timeout` seconds: one line naming the
+  cells published and those not.
+- Ctrl-C or SIGTERM sets a Dask event that every running cell polls, cancels the
+  tasks still queued, and returns once the running cells have stopped their
+  processes (each cell's guard stops its process group).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stages.common.errors import PipelineError
+
+SCHEMES = ("tcp", "tls", "ws", "wss")
+POLL_SECONDS = 2
+
+
+def check_address(address: str) -> str:
+    """A scheduler address as Dask takes it (tcp://host:port); PipelineError with one line otherwise."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address, strict=True)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://host:port") \
+            from None
+    if scheme not in SCHEMES or not host or not port or not 0 < int(port) < 65536:
+        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://host:port "
+                            f"(scheme one of {', '.join(SCHEMES)})")
+    return address
+
+
+def connect(address: str, connect_timeout: float):
+    """A Dask client of the scheduler at `address`, reached within `connect_timeout` seconds, or one line."""
+    from distributed import Client
+
+    check_address(address)
+    try:
+        return Client(address, timeout=f"{connect_timeout}s")
+    except (OSError, TimeoutError) as err:
+        reason = " ".join(str(err).split())[:160]
+        raise PipelineError(f"--scheduler {address}: no Dask scheduler answered within {connect_timeout:g} s "
+                            f"({reason}); start one (dask scheduler) or check the address") from None
+
+
+def local_client(jobs: int):
+    """An in-process Dask cluster running `jobs` cells at a time (threads: each cell is its own processes)."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False, dashboard_address=None)
+    return Client(cluster)
+
+
+def worker_count(client, timeout: float) -> int | None:
+    """Workers the scheduler knows now; None when the scheduler does not answer within `timeout`."""
+    try:
+        info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure to reach the scheduler means the same here
+        return None
+    return len(info.get("workers", {}))
+
+
+@dataclass
+class Dispatch:
+    """What became of the cells: outcomes of those that ended, the names of those that did not."""
+
+    outcomes: list = field(default_factory=list)
+    unfinished: list = field(default_factory=list)
+    workers: int = 0
+
+
+def run_cells(client, specs: list[dict], task: Callable, on_outcome: Callable[[dict], None],
+              no_workers_timeout: float, connect_timeout: float) -> Dispatch:
+    """Run `task(spec)` for every spec on the cluster; `on_outcome` for each as it ends. Bounded in time."""
+    from distributed import Event, wait
+
+    cancel_name = f"ae-sweep-cancel-{uuid.uuid4().hex}"
+    cancel = Event(cancel_name, client=client)
+    futures = {client.submit(task, {**spec, "cancel": cancel_name}, key=f"{spec['name']}-{cancel_name[-8:]}",
+                             pure=False): spec for spec in specs}
+    result = Dispatch(workers=worker_count(client, connect_timeout) or 0)
+    pending, last_seen = set(futures), {"workers": time.monotonic(), "scheduler": time.monotonic()}
+    try:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # none ended within the poll
+                done = set()
+            for future in done:
+                outcome = _outcome(future, futures[future])
+                result.outcomes.append(outcome)
+                on_outcome(outcome)
+            if pending:
+                _check_cluster(client, last_seen, no_workers_timeout, connect_timeout, futures, pending)
+    except BaseException:
+        _stop(client, cancel, pending)
+        result.unfinished = [futures[f]["name"] for f in pending]
+        raise
+    return result
+
+
+def _outcome(future, spec: dict) -> dict:
+    base = {"seed": spec["seed"], "latent_dim": spec["latent_dim"], "name": spec["name"], "host": "?"}
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - a task Dask gave up on (workers killed under it) is that cell's error
+        return {**base, "error": f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", "log": ""}
+
+
+def _check_cluster(client, last_seen: dict, no_workers_timeout: float, connect_timeout: float, futures: dict,
+                   pending: set) -> None:
+    now = time.monotonic()
+    workers = worker_count(client, connect_timeout)
+    if workers is None:
+        if now - last_seen["scheduler"] > connect_timeout:
+            raise PipelineError(f"sweep: lost the Dask scheduler for {connect_timeout:g} s; "
+                                f"{_unfinished(futures, pending)}")
+        return
+    last_seen["scheduler"] = now
+    if workers:
+        last_seen["workers"] = now
+    elif now - last_seen["workers"] > no_workers_timeout:
+        raise PipelineError(f"sweep: no Dask worker for {no_workers_timeout:g} s (--no-workers-timeout); "
+                            f"{_unfinished(futures, pending)}")
+
+
+def _unfinished(futures: dict, pending: set) -> str:
+    names = sorted(futures[f]["name"] for f in pending)
+    done = len(futures) - len(names)
+    return (f"{done} of {len(futures)} cell(s) ended (their experiments are published); not run: "
+            f"{', '.join(names)}; run the sweep again to run them")
+
+
+def _stop(client, cancel, pending: set) -> None:
+    """Tell running cells to stop, drop queued ones, and wait (bounded) for the running ones to stop."""
+    try:
+        cancel.set(timeout=5)
+        client.cancel(list(pending), force=True)
+    except Exception:  # noqa: BLE001 - the scheduler may be the thing that is gone
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(f.status == "pending" for f in pending):
+        time.sleep(0.2)
