@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stages.common.data.datasets import SPLIT_FILES  # noqa: E402
-from stages.common.data.idx import write_idx_gz  # noqa: E402
+from tests.idxfiles import write_idx_gz  # noqa: E402
 
 MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
 # The modules that take minutes are collected first: `make test` hands whole files

@@ -26,13 +26,14 @@ import pytest
 import yaml
 
 from stages.common.data.fetch import download
-from stages.common.data.idx import read_images, read_labels, write_idx_gz
+from stages.common.data.idx import read_images, read_labels
 from stages.common.errors import PipelineError
 from stages.common.models.catalogue import CATALOGUE
 from stages.common.outputs.atomic import TMP_MARK, OutputSet, json_text, npz_bytes, remove_stale_temps
 from stages.common.settings import SECTIONS, read, select
 from tests.conftest import ROOT, write_idx_folder
 from tests.httpserver import serve
+from tests.idxfiles import write_idx_gz
 from tests.stagerun import env, error_line, make_project, permissions_apply, set_params, stage
 
 # ----------------------------------------------------------------------------- P: params
@@ -150,10 +151,9 @@ def test_billion_laughs_is_refused_quickly_and_small(tmp_path):  # P65
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
     (tmp_path / "params.yaml").write_text("\n".join(levels) + "\nseed: 1\n")
-    started = time.perf_counter()
     with pytest.raises(PipelineError, match="aliases expand to more than") as err:
-        read(["seed"], tmp_path / "params.yaml")
-    assert time.perf_counter() - started < 5 and len(str(err.value)) < 200
+        read(["seed"], tmp_path / "params.yaml")  # counted, never expanded: 10^9 values would take minutes
+    assert len(str(err.value)) < 200
 
 
 def test_a_params_file_that_is_a_fifo_a_folder_or_huge_is_refused_at_once(tmp_path):  # P66-P68
@@ -193,19 +193,17 @@ def gzip_bomb(path: Path, declared: int, actual_bytes: int, magic: int = 0x803) 
             f.write(zeros)
 
 
-def peak_child_mb(code: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run `code` in a fresh interpreter; its own peak RSS (MB, printed by itself at exit) and wall time.
+def peak_child_mb(code: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `code` in a fresh interpreter; its own peak RSS (MB, printed by itself at exit).
 
     VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a large
     pytest process would report the parent's size.
     """
     code += ("\nimport re\n"
              "print('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n")
-    started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env())
-    seconds = time.perf_counter() - started
     peak_kb = int(proc.stdout.rsplit("PEAK_KB", 1)[1].split()[0])
-    return proc, peak_kb / 1024, seconds
+    return proc, peak_kb / 1024
 
 
 def test_gzip_bomb_is_refused_without_decompressing_it(tmp_path):  # F1
@@ -215,9 +213,9 @@ def test_gzip_bomb_is_refused_without_decompressing_it(tmp_path):  # F1
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
             "from stages.common.data.idx import read_images\nfrom stages.common.errors import PipelineError\n"
             f"try:\n    read_images({str(bomb)!r})\nexcept PipelineError as e:\n    print(e)\n")
-    proc, peak_mb, seconds = peak_child_mb(code)
+    proc, peak_mb = peak_child_mb(code)
     assert "holds more data than the header promises" in proc.stdout, proc.stderr
-    assert peak_mb < 400 and seconds < 10
+    assert peak_mb < 400  # the 512 MB never inflated
 
 
 @pytest.mark.parametrize("declared", [250_001, 2**32 - 1])  # F2, F3
@@ -337,10 +335,10 @@ def fetch(base: str, mode: str, tmp_path: Path, timeout: float = 1.0, max_bytes:
 
 @pytest.mark.parametrize("mode", ["drip", "headdrip"])  # M1, M9: the body, or the status line and headers
 def test_a_dripping_mirror_is_cut_off_at_the_deadline(server, tmp_path, mode):
-    started = time.monotonic()
     with pytest.raises(PipelineError, match="too slow") as err:
         fetch(server, mode, tmp_path, timeout=0.3)
-    assert time.monotonic() - started < 10 * 0.3 + 2
+    # The deadline, not the dripping server, ended it (the server would drip for minutes).
+    assert "past the 10 x data.timeout_seconds deadline" in str(err.value)
     assert "\n" not in str(err.value)
     assert not (tmp_path / NAME).exists()
 
@@ -411,9 +409,18 @@ def start_stage(project: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # S1, S2
+def loading_torch(pid: int) -> bool:
+    """Whether the process has begun mapping torch's libraries (it is inside `import torch`) and lives."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def test_interrupt_during_start_up_is_one_line(prepared_project, signum):
     proc = start_stage(prepared_project, "stages", "train", "stacked")
-    time.sleep(0.3)  # inside `import torch`
+    while proc.poll() is None and not loading_torch(proc.pid):
+        pass  # the event, not a guess at how long start-up takes on this machine
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in stderr
@@ -486,10 +493,10 @@ def test_read_only_metrics_folder_is_found_before_training(prepared_project):  #
     metrics = prepared_project / "metrics"
     metrics.chmod(0o555)
     try:
-        started = time.perf_counter()
-        line = error_line(stage("train", prepared_project, "stacked", unprivileged=True))
+        proc = stage("train", prepared_project, "stacked", unprivileged=True)
+        line = error_line(proc)
         assert "metrics" in line and "not writable" in line
-        assert time.perf_counter() - started < 20
+        assert "train stacked:" not in proc.stdout  # refused before the data was loaded, let alone trained
     finally:
         metrics.chmod(0o755)
 
@@ -501,10 +508,10 @@ def test_unwritable_output_location_is_found_before_training(prepared_project, t
     plots.rename(moved)
     plots.write_text("not a folder")
     try:
-        started = time.perf_counter()
-        line = error_line(stage("train", prepared_project, "stacked"))
+        proc = stage("train", prepared_project, "stacked")
+        line = error_line(proc)
         assert "plots/samples" in line
-        assert time.perf_counter() - started < 20
+        assert "train stacked:" not in proc.stdout  # before training
         assert (prepared_project / "metrics/train_stacked.json").is_file()
     finally:
         plots.unlink()

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from stages.common.data.datasets import FILE_NAMES
-from stages.common.data.idx import write_idx_gz
 from tests.conftest import MNIST_SMALL, write_idx_folder
 from tests.httpserver import refused_url, serve
+from tests.idxfiles import write_idx_gz
 from tests.stagerun import env, error_line, make_project, stage
 
 

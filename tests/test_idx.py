@@ -7,9 +7,10 @@ import struct
 import numpy as np
 import pytest
 
-from stages.common.data.idx import file_digests, read_images, read_labels, read_split, write_idx_gz
+from stages.common.data.idx import file_digests, read_images, read_labels, read_split
 from stages.common.errors import PipelineError
 from tests.conftest import MNIST_SMALL, make_images
+from tests.idxfiles import write_idx_gz
 
 
 def test_round_trip(tmp_path):

@@ -1,89 +1,181 @@
-"""`make sweep` end to end on tiny data: a seeds x latent-size grid, parallel workers, the report, reruns.
+"""`make sweep` end to end on tiny data: the grid on this machine, its report, reruns, and an interrupted sweep.
 
 Runs in a scratch git repository whose data.source is a relative, git-ignored folder
-(queued experiments run in a temporary copy and must still find it), with PATH
-stripped of the environment (as `.venv/bin/python -m tools.sweep` from a shell
-that never activated it).
+(cells run in temporary clones and must still get the data: from the shared
+run-cache), with PATH stripped of the environment (as `.venv/bin/python -m
+tools.sweep` from a shell that never activated it).
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+from pathlib import Path
 
-from stages.common.models.device import usable_cores
+import psutil
+import pytest
+
 from tests.conftest import data_source_for_e2e
 from tests.stagerun import env, make_project, run, set_params, venv_path_hook_installed
-from tools.exps import experiments
+from tools.cells import CLONE_PREFIX
+
+GRID = {
+    "archs": ["stacked", "superres"],
+    "data": {"source": "data/src", "train_limit": 500, "test_limit": 100},
+    "train": {"epochs": 1},
+    "tsne": {"per_class": 5, "perplexity": 4},
+    "baselines": {"train_limit": 200},
+    "sweep": {"latent_dims": [4], "seeds": [1, 2], "jobs": 2},
+}
 
 
-def test_sweep_runs_the_seed_grid_reports_intervals_and_reruns_only_new_cells(tmp_path):
-    repo = make_project(tmp_path / "repo", {
-        "archs": ["stacked", "superres"],
-        "data": {"source": "data/src", "train_limit": 500, "test_limit": 100},
-        "train": {"epochs": 1},
-        "tsne": {"per_class": 5, "perplexity": 4},
-        "baselines": {"train_limit": 200},
-        "sweep": {"latent_dims": [4], "seeds": [1, 2], "jobs": 2},
-    })
-    shutil.copytree(data_source_for_e2e(tmp_path), repo / "data" / "src")
+def git(repo: Path, *args: str) -> None:
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], repo, check=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    repo = make_project(root / "repo", GRID)
+    shutil.copytree(data_source_for_e2e(root), repo / "data" / "src")
     (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "/data/src/\n")
     run(["git", "init", "-q"], repo, check=True)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"], repo, check=True)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "sweep"], repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "sweep")
+    return repo
 
+
+def sweep_env() -> dict:
     path = "/usr/bin:/bin" if venv_path_hook_installed() else env()["PATH"]
-    sweep_env = {**env(), "PATH": path}
+    return {**env(), "PATH": path}
 
-    def sweep(timeout: int) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env, capture_output=True,
-                              text=True, timeout=timeout)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
 
-    first = sweep(900)
-    threads = max(1, usable_cores() // 2)
-    assert f"2 cells (seeds x latent sizes); 2 to run with 2 worker(s) of {threads} thread(s)" in first.stdout
+def sweep(repo: Path, timeout: int, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "tools.sweep", *args], cwd=repo, env=sweep_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def read_csv(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_grid_runs_here_reports_both_noises_and_reruns_nothing(repo):
+    first = sweep(repo, 900)
+    assert "2 cells (seeds x latent sizes); 0 finished, 2 to run" in first.stdout
+    assert "2 cell(s) to run on this machine, 2 cell(s) at a time, 1 torch thread(s) each" in first.stdout
+    assert first.stdout.count("done on") == 2 and "WARNING" not in first.stdout + first.stderr
+    logs = sorted((repo / "plots/sweep/logs").glob("cell-s*-d4-*.log"))
+    assert len(logs) == 2 and all("dvc exp run" in log.read_text() for log in logs)  # one log per cell
     runs = read_csv(repo / "plots/sweep/runs.csv")
     assert sorted({(r["seed"], r["latent_dim"]) for r in runs}) == [("1", "4"), ("2", "4")]
     assert {r["name"] for r in runs} == {"stacked", "superres", "pixels", "pca"}
     results = read_csv(repo / "plots/sweep/results.csv")
     accuracy = {r["name"]: r for r in results if r["metric"] == "accuracy"}
     assert set(accuracy) == {"stacked", "superres", "pixels", "pca"}
-    assert all(r["n"] == "2" for r in accuracy.values())
-    assert all(r["ci_low"] and float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"])
-               for r in accuracy.values() if r["name"] != "pixels")
+    assert all(r["seeds"] == "2" and int(r["images"]) >= 100 and r["noise"] == "seeds and test images"
+               for r in accuracy.values())
+    assert all(0 <= float(r["ci_low"]) <= float(r["mean"]) <= float(r["ci_high"]) <= 1 for r in accuracy.values())
     comparisons = read_csv(repo / "plots/sweep/comparisons.csv")
     assert len([c for c in comparisons if c["metric"] == "accuracy"]) == 6  # every pair of four
-    assert len([c for c in comparisons if c["metric"] == "test_mse"]) == 1
     report = (repo / "plots/sweep/report.md").read_text()
     assert "2 seed(s), 1 epoch each" in report and "Wall time of the sweep run that computed 2" in report
-    assert "(n=2, rank " in report and "| Stacked AE |" in report and "Holm" in report
+    assert "(rank " in report and "| Stacked AE |" in report and "Holm family" in report
     assert (repo / "plots/sweep/latent_size.png").stat().st_size > 10_000
+    assert not list(Path(tempfile.gettempdir()).glob(f"{CLONE_PREFIX}*-d4-*"))  # clones removed
+    assert run(["git", "for-each-ref", "refs/sweeps"], repo).stdout == ""  # the sweep's ref too
 
-    again = sweep(120)
+    again = sweep(repo, 120)
     assert "0 to run" in again.stdout and "nothing to run" in again.stdout
     assert "Wall time of the sweep run that computed 2" in (repo / "plots/sweep/report.md").read_text()
 
-    # Committing the results moves HEAD: the cells now hang off the parent commit, and still count.
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"], repo, check=True)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "sweep results"], repo, check=True)
-    after_commit = sweep(120)
+
+def test_committing_the_results_loses_no_cell_and_a_new_seed_runs_alone(repo):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "sweep results")
+    after_commit = sweep(repo, 120)
     assert "0 to run" in after_commit.stdout, after_commit.stdout[-2000:]
-    shown = json.loads(run(["dvc", "exp", "show", "--json", "--all-commits"], repo, check=True).stdout)
-    names = [exp["name"] for exp in experiments(shown)]
-    exps = subprocess.run([sys.executable, "-m", "tools.exps"], cwd=repo, env=sweep_env, capture_output=True,
+    exps = subprocess.run([sys.executable, "-m", "tools.exps"], cwd=repo, env=sweep_env(), capture_output=True,
                           text=True, timeout=120)
-    assert len(names) == 2 and all(name in exps.stdout for name in names), exps.stdout  # make exps lists them
+    assert exps.returncode == 0 and exps.stdout.count("cell-s") == 2, exps.stdout + exps.stderr
 
-    set_params(repo, {"sweep": {"seeds": [1, 2, 3]}})
-    third = sweep(900)
-    assert "3 cells (seeds x latent sizes); 1 to run" in third.stdout
-    assert "(n=3, rank " in (repo / "plots/sweep/report.md").read_text()
+    set_params(repo, {"sweep": {"seeds": [1, 2, 3]}})  # uncommitted: the sweep section changes no cell
+    third = sweep(repo, 900)
+    assert "3 cells (seeds x latent sizes); 2 finished, 1 to run" in third.stdout
+    assert "3 seed(s)" in (repo / "plots/sweep/report.md").read_text()
+    git(repo, "checkout", "params.yaml")
 
 
-def read_csv(path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
+def test_an_uncommitted_change_runs_its_own_cells(repo):
+    set_params(repo, {"tsne": {"perplexity": 3}})
+    try:
+        proc = sweep(repo, 900)
+        assert "2 cells (seeds x latent sizes); 0 finished, 2 to run" in proc.stdout
+        names = json.dumps(run(["git", "for-each-ref", "refs/exps"], repo, check=True).stdout)
+        assert names.count("cell-s1-d4") == 2  # a cell of each configuration, side by side
+    finally:
+        run(["git", "checkout", "params.yaml"], repo, check=True)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def training_processes(repo: Path) -> list[psutil.Process]:
+    """Processes running a stage of this project's clones (they live in sessions of their own)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        try:
+            if "stages" in (proc.info["cmdline"] or []) and CLONE_PREFIX in (proc.info["cwd"] or ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_sweep_leaves_no_process_and_no_clone_behind(repo, signum):
+    set_params(repo, {"sweep": {"seeds": [7, 8]}})
+    proc = subprocess.Popen([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started = threading.Event()
+
+    def watch():
+        while proc.poll() is None and not started.is_set():
+            if training_processes(repo):
+                started.set()
+            started.wait(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        assert started.wait(300), "no cell started training"
+        before = [p.pid for p in descendants(proc.pid)] + [p.pid for p in training_processes(repo)]
+        # Ctrl-C at a terminal reaches the whole foreground process group; `timeout` and kill, the sweep only.
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+        assert [line for line in stderr.splitlines() if line.startswith("error: ")], stderr
+        alive = [pid for pid in before if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        gone, still = psutil.wait_procs([psutil.Process(pid) for pid in alive], timeout=30)
+        assert not still, [p.cmdline() for p in still]
+        assert not training_processes(repo)
+        assert not list(Path(tempfile.gettempdir()).glob(f"{CLONE_PREFIX}cell-s7-*"))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        run(["git", "checkout", "params.yaml"], repo, check=True)

@@ -91,22 +91,42 @@ def test_experiments_table_shows_changed_params_short_columns_and_names_invalid_
     assert broken.problems and "metrics/svm_conv.json has accuracy = nan" in broken.problems[0]
 
 
-def test_compare_runs_tells_a_changed_output_from_a_new_checkpoint_format(tmp_path):
+def test_compare_runs_compares_weights_not_bytes_and_names_a_file_that_is_no_model(tmp_path):
+    import pickle
+
+    import pytest
     import torch
 
+    from stages.common.errors import PipelineError
+    from stages.common.models.checkpoint import FORMAT
     from tools.compare_runs import compare
 
     state = {"w": torch.arange(4.0)}
-    for run, wrapped in (("a", False), ("b", True)):
+    for run in ("a", "b"):
         (tmp_path / run / "data/models").mkdir(parents=True)
         (tmp_path / run / "metrics/run").mkdir(parents=True)
-        torch.save({"state_dict": state} if wrapped else state, tmp_path / run / "data/models/conv.pt")
+        saved = {"format": FORMAT, "arch": "conv", "latent_dim": 4, "settings": {}, "state_dict": state}
+        torch.save({**saved, "note": run}, tmp_path / run / "data/models/conv.pt")  # other bytes, same weights
         (tmp_path / run / "metrics/svm_conv.json").write_text('{"accuracy": 0.9}')
         (tmp_path / run / "metrics/run/svm_conv.json").write_text(f'{{"seconds": {len(run)}.{run == "b"}}}')
     same, differ = compare(tmp_path / "a", tmp_path / "b")
     assert (same, differ) == (["data/models/conv.pt (weights)", "metrics/svm_conv.json"], [])
     (tmp_path / "b/metrics/svm_conv.json").write_text('{"accuracy": 0.8}')
     assert compare(tmp_path / "a", tmp_path / "b")[1] == ["metrics/svm_conv.json"]
+
+    class Runs:  # a pickle that would run code on loading
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    model = tmp_path / "b/data/models/conv.pt"
+    for damage in (pickle.dumps(Runs(), protocol=4), model.read_bytes()[:200]):
+        model.write_bytes(damage)
+        with pytest.raises(PipelineError) as err:
+            compare(tmp_path / "a", tmp_path / "b")
+        assert str(model) in str(err.value) and "weights_only" not in str(err.value)
+    torch.save({**saved, "state_dict": [1, 2]}, model)
+    with pytest.raises(PipelineError, match="holds no state dict"):
+        compare(tmp_path / "a", tmp_path / "b")
 
 
 def test_facts_print_counts_as_counts(tmp_path, monkeypatch, capsys):

@@ -61,7 +61,7 @@ def local_plan() -> dict:
     root = Path(git("rev-parse", "--show-toplevel").strip())
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
     # Cells restore the data stages from the shared run-cache, so a clone needs no data.source folder.
-    dvc("repro", "prepare", capture=False)
+    dvc("repro", "--quiet", "prepare", capture=False)
     git("update-ref", f"{SWEEP_REFS}/{commit}", commit)
     repo = Repo(str(root))
     try:
@@ -103,7 +103,7 @@ def cluster_plan(git_remote: str) -> dict:
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
     git_url, dvc_url = git_remote_url(git_remote), dvc_remote_url()
     # Workers restore the data stages from the run-cache, so they need no data.source folder.
-    dvc("repro", "--pull", "prepare", capture=False)
+    dvc("repro", "--quiet", "--pull", "prepare", capture=False)
     share([])  # the workspace's outputs, the run-cache and the runs' outputs, as `make share`
     git("push", "--quiet", "--force", git_remote, f"{commit}:{SWEEP_REFS}/{commit}")
     return {"commit": commit, "patch": patch, "code_key": code_key(commit, patch), "git_url": git_url,

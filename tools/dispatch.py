@@ -146,13 +146,26 @@ def _unfinished(futures: dict, pending: set) -> str:
             f"{', '.join(names)}; run the sweep again to run them")
 
 
+STOP_SECONDS = 30
+
+
+def _running_here(client) -> int | None:
+    """Cells still executing in this process's own Dask worker (a sweep on this machine); None for a cluster."""
+    workers = getattr(getattr(client, "cluster", None), "workers", None) or {}
+    try:
+        return sum(worker.state.executing_count for worker in workers.values())
+    except AttributeError:  # workers in other processes or machines: their cells stop on the event
+        return None
+
+
 def _stop(client, cancel, pending: set) -> None:
-    """Tell running cells to stop, drop queued ones, and wait (bounded) for the running ones to stop."""
+    """Tell running cells to stop, drop queued ones, and wait (bounded) for this machine's to have stopped:
+    each then ends its processes and removes its clone."""
     try:
         cancel.set(timeout=5)
         client.cancel(list(pending), force=True)
     except Exception:  # noqa: BLE001 - the scheduler may be the thing that is gone
         return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(f.status == "pending" for f in pending):
+    deadline = time.monotonic() + STOP_SECONDS
+    while time.monotonic() < deadline and (_running_here(client) or 0) > 0:
         time.sleep(0.2)

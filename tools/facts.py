@@ -7,11 +7,11 @@ times, peak memory, sizes, parameter counts, device.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from stages.common.errors import PipelineError, run_stage
 from stages.common.outputs.layout import RUN_DIR
+from stages.common.outputs.read import read_json
 
 KINDS = ("train", "latents", "tsne", "svm")
 
@@ -20,6 +20,8 @@ def main(argv: list[str]) -> None:
     import pandas as pd
 
     kinds = argv or list(KINDS)
+    if any(kind.startswith("-") for kind in kinds):
+        raise PipelineError(f"python -m tools.facts takes kinds ({', '.join(KINDS)}), no options; got {kinds}")
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
         raise PipelineError(f"unknown kind {unknown[0]!r}; expected some of {', '.join(KINDS)}")
@@ -32,10 +34,10 @@ def main(argv: list[str]) -> None:
         table = {}
         for path in files:
             if path.stem.startswith(f"{kind}_"):
-                try:
-                    table[path.stem[len(kind) + 1:]] = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    table[path.stem[len(kind) + 1:]] = {"error": "unreadable"}
+                try:  # written by a stage, or restored from the run-cache or a remote: checked as input
+                    table[path.stem[len(kind) + 1:]] = read_json(path, path.stem)
+                except PipelineError as err:
+                    table[path.stem[len(kind) + 1:]] = {"error": str(err).split("; rerun")[0]}
         if table:
             print(f"== {kind} ({RUN_DIR}/{kind}_*.json)")
             # Each value as written: a DataFrame column with a gap would show counts as floats (64.0).

@@ -11,12 +11,12 @@ clone has run, in any configuration.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
+from tools.cli import parser_for
 
 
 def run_cache_entries(root: Path) -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def run_cache_entries(root: Path) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.share", description=__doc__.splitlines()[0])
+    parser = parser_for("python -m tools.share", __doc__.splitlines()[0])
     parser.add_argument("--remote", help="DVC remote name (default: the default remote)")
     args = parser.parse_args(argv)
     from dvc.exceptions import DvcException

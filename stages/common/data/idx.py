@@ -143,11 +143,3 @@ def read_split(images_path: str | os.PathLike, labels_path: str | os.PathLike) -
         raise PipelineError(f"{images_path}: holds no images")
     return images, labels
 
-
-def write_idx_gz(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 array as a gzip IDX file (used by tests and to make tiny datasets)."""
-    array = np.asarray(array, dtype=np.uint8)
-    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
-    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.GzipFile(path, "wb", mtime=0) as f:
-        f.write(header + array.tobytes())

@@ -64,11 +64,13 @@ MAX_NPY_HEADER_BYTES = 10_000
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """What one array of an .npz must be: dtype kinds ('u', 'i', 'f', 'U') and a shape whose entries are
-    exact sizes, IMAGES (1 to MAX_IMAGES) or WIDTH (1 to PIXELS)."""
+    """What one array of an .npz must be: dtype kinds ('u', 'i', 'f', 'U'), at most `itemsize` bytes an item
+    (strings: MAX_NAME_CHARS characters), and a shape whose entries are exact sizes, IMAGES (0 to MAX_IMAGES) or
+    WIDTH (0 to PIXELS). The largest array a spec admits is what its stage writes for the largest dataset."""
 
     kinds: str
     shape: tuple
+    itemsize: int = 8
 
     def refusal(self, shape: tuple, dtype: np.dtype) -> str | None:
         """Why an array of this header does not fit, or None."""
@@ -76,7 +78,7 @@ class ArraySpec:
             return f"dtype {dtype}"
         if dtype.kind == "U" and dtype.itemsize > 4 * MAX_NAME_CHARS:
             return f"strings of up to {dtype.itemsize // 4:,} characters"
-        if dtype.kind != "U" and dtype.itemsize > 8:
+        if dtype.kind != "U" and dtype.itemsize > self.itemsize:
             return f"dtype {dtype}"
         if len(shape) != len(self.shape):
             return f"shape {shape}"
@@ -139,8 +141,8 @@ def check_class_names(data: dict, path: Path, stage: str) -> list[str]:
 def load_prepared(split: str) -> dict:
     """One prepared split: uint8 images (n, 28, 28), uint8 labels (n,), class_names."""
     path = prepared_path(split)
-    data = read_npz(path, {"images": ArraySpec("u", (IMAGES, IMAGE_SIDE, IMAGE_SIDE)),
-                           "labels": ArraySpec("u", (IMAGES,)), "class_names": CLASS_NAMES}, "prepare")
+    data = read_npz(path, {"images": ArraySpec("u", (IMAGES, IMAGE_SIDE, IMAGE_SIDE), 1),
+                           "labels": ArraySpec("u", (IMAGES,), 1), "class_names": CLASS_NAMES}, "prepare")
     images, labels = data["images"], data["labels"]
     if images.dtype != np.uint8 or labels.dtype != np.uint8 or len(labels) != len(images) or not len(images):
         raise damaged(path, "prepare", f"holds images {images.shape} {images.dtype}, labels {labels.shape}")
@@ -153,7 +155,8 @@ def load_prepared(split: str) -> dict:
 def load_latents(path: str | os.PathLike, arch: str) -> dict:
     """An architecture's latents file: finite train and test latents of one width, labels to match."""
     stage, path = f"latents@{arch}", Path(path)
-    latents, labels = ArraySpec("f", (IMAGES, WIDTH)), ArraySpec("ui", (IMAGES,))
+    # float32, as the latents stage writes them: at most 250,000 x 784 x 4 bytes = 784 MB.
+    latents, labels = ArraySpec("f", (IMAGES, WIDTH), 4), ArraySpec("ui", (IMAGES,), 1)
     data = read_npz(path, {"z_train": latents, "y_train": labels, "z_test": latents, "y_test": labels,
                            "class_names": CLASS_NAMES}, stage)
     z_train, z_test = data["z_train"], data["z_test"]
@@ -172,7 +175,7 @@ def load_latents(path: str | os.PathLike, arch: str) -> dict:
 
 def load_predictions(path: str | os.PathLike, stage: str) -> dict:
     """An SVM's predicted test labels and the true ones (data/predictions/<name>.npz)."""
-    labels = ArraySpec("u", (IMAGES,))
+    labels = ArraySpec("u", (IMAGES,), 1)
     data = read_npz(path, {"predicted": labels, "y_test": labels}, stage)
     if data["predicted"].shape != data["y_test"].shape:
         raise damaged(Path(path), stage, f"holds {data['predicted'].shape} predictions for "
