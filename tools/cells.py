@@ -38,7 +38,7 @@ CLONE_PREFIX = "ae-cell-"
 OWNER = ".owner"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 LOG_TAIL_BYTES = 200_000
-STOP_GRACE_SECONDS = 10
+STOP_GRACE_SECONDS = 3
 
 # The guard: a python -c program between the worker and each step. It asks the kernel for
 # SIGTERM when the thread that started it dies, starts the step in a session of its own,

@@ -62,7 +62,8 @@ def local_client(jobs: int):
     """An in-process Dask cluster running `jobs` cells at a time (threads: each cell is its own processes)."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False, dashboard_address=None)
+    # ":0": its HTTP server (which Dask starts even without a dashboard) on a free port, not 8787.
+    cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False, dashboard_address=":0")
     return Client(cluster)
 
 
@@ -161,11 +162,11 @@ def _running_here(client) -> int | None:
 def _stop(client, cancel, pending: set) -> None:
     """Tell running cells to stop, drop queued ones, and wait (bounded) for this machine's to have stopped:
     each then ends its processes and removes its clone."""
-    try:
-        cancel.set(timeout=5)
-        client.cancel(list(pending), force=True)
-    except Exception:  # noqa: BLE001 - the scheduler may be the thing that is gone
-        return
+    for step in (cancel.set, lambda: client.cancel(list(pending), force=True)):
+        try:
+            step()
+        except BaseException:  # noqa: BLE001 - the scheduler may be what is gone; a second Ctrl-C, what interrupts
+            pass
     deadline = time.monotonic() + STOP_SECONDS
     while time.monotonic() < deadline and (_running_here(client) or 0) > 0:
         time.sleep(0.2)
