@@ -60,6 +60,10 @@ def check_readable(path: Path, stage: str) -> None:
 IMAGES, WIDTH = "images", "width"
 MAX_NAME_CHARS = 64
 MAX_NPY_HEADER_BYTES = 10_000
+# And all of a file's arrays together at most this many bytes, from their headers: a stage
+# holds a copy or two of what it reads, and no input may take it past 1.5 GB. The largest
+# file the pipeline writes (latents of 70,000 images at the 784 latent dimensions) is 220 MB.
+MAX_NPZ_BYTES = 400 << 20
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def read_npz(path: str | os.PathLike, specs: dict[str, ArraySpec], stage: str) -
     """
     path = Path(path)
     check_readable(path, stage)
-    arrays = {}
+    arrays, total = {}, 0
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -117,6 +121,10 @@ def read_npz(path: str | os.PathLike, specs: dict[str, ArraySpec], stage: str) -
                 why = spec.refusal(shape, dtype)
                 if why:
                     raise damaged(path, stage, f"holds {key} of {why}, not what its stage writes")
+                total += math.prod(shape) * dtype.itemsize
+            if total > MAX_NPZ_BYTES:
+                raise damaged(path, stage, f"its arrays would take {total:,} bytes, more than any stage writes")
+            for key in specs:
                 with archive.open(f"{key}.npy") as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
     except PipelineError:
