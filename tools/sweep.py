@@ -264,6 +264,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--connect-timeout", type=positive_seconds("--connect-timeout", 600), default=10,
                         help="seconds to reach the Dask scheduler, and to wait for it if it goes (default 10)")
     args = parser.parse_args(argv)
+    if args.scheduler:
+        from tools.dispatch import check_address
+
+        check_address(args.scheduler)  # a junk address is found before anything is read, run or pushed
     params = read(PARAMS, catalogue=CATALOGUE)
     sweep, archs = params["sweep"], params["archs"]
     jobs = args.jobs or sweep.jobs or max(1, usable_cores() // sweep.threads)
