@@ -236,6 +236,32 @@ def measure(task: str, *args) -> dict:
     return result
 
 
+def measure_literal(arch: str, data: Path, limit, cache: str) -> dict:
+    """One epoch of benchmarks/notebook_literal.py: the notebook's code, run as a script importing nothing of ours."""
+    import tempfile
+
+    from benchmarks import notebook_way as notebook
+
+    dataset = notebook.dataset_class_for(data)
+    root = notebook.torchvision_root(data, dataset, Path(cache or NOTEBOOK_CACHE))
+    chosen = settings()
+    args = [arch, root, dataset, limit, chosen.seed, chosen.batch_size, chosen.lr, chosen.latent_dim]
+    with tempfile.TemporaryDirectory() as scratch:
+        if limit != "all":  # the same balanced subset the other ways train on
+            import numpy as np
+
+            from stages.common.data.sampling import balanced_indices
+
+            keep = Path(scratch) / "keep.npy"
+            np.save(keep, balanced_indices(read_data_split(data, "train")[1], int(limit)))
+            args.append(keep)
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
+                              capture_output=True, text=True, cwd=scratch)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def best_peak(peaks: list) -> dict:
     return {key: max((p.get(key) or 0 for p in peaks), default=0) or None for key in ("fp32_gflops", "bf16_gflops")}
 
@@ -260,11 +286,12 @@ def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dic
     out = {}
     for arch in args.archs:
         flops = measure("flops", arch)["flops_per_image"]
-        runs = {("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
+        runs = {("literal", "fp32"): [], ("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
         for run in range(args.runs):
             order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for way, precision in order:
-                result = measure("train", way, arch, data, limit, precision, args.torchvision_cache)
+                result = (measure_literal(arch, data, limit, args.torchvision_cache) if way == "literal" else
+                          measure("train", way, arch, data, limit, precision, args.torchvision_cache))
                 runs[(way, precision)].append(result)
                 print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
                       flush=True)
@@ -278,6 +305,12 @@ def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dic
                 "gflops": flops * entry["n_images"] / seconds / 1e9 if seconds else None,
             }
         base = entry["notebook_fp32"]["seconds_per_epoch"]
+        # The check on the baseline: the notebook's code itself, run by the same pairs.
+        pairs = [n.get("seconds") / lit.get("seconds") for n, lit in zip(runs[("notebook", "fp32")],
+                                                                         runs[("literal", "fp32")])
+                 if n.get("seconds") and lit.get("seconds")]
+        entry["baseline_vs_literal_paired"] = pairs
+        entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
         for precision in precisions:
             project = entry[f"project_{precision}"]["seconds_per_epoch"]
             entry[f"ratio_{precision}"] = project / base if project and base else None
@@ -382,10 +415,11 @@ def table(report: dict) -> str:
              f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
              f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
     if report["train"]:
-        lines += ["", "| architecture | notebook way s | project fp32 s (ratio) | median paired ratio fp32 "
+        lines += ["", "| architecture | notebook's code s | baseline s | baseline / code (paired) "
+                  "| project fp32 s (ratio) | median paired ratio fp32 "
                   "| project bf16 s (ratio) | FLOP-limit s fp32 / bf16 | fp32 share of limit "
                   "| RSS MB notebook / project |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -393,7 +427,9 @@ def table(report: dict) -> str:
         limit32 = flops / fp32_peak / 1e9 if fp32_peak else None
         limit16 = flops / bf16_peak / 1e9 if bf16_peak and bf else None
         share = limit32 / pr["seconds_per_epoch"] if limit32 and pr["seconds_per_epoch"] else None
-        lines.append(f"| {arch} | {fmt(nb['seconds_per_epoch'], '.1f')} | "
+        literal = entry.get("literal_fp32", {})
+        lines.append(f"| {arch} | {fmt(literal.get('seconds_per_epoch'), '.1f')} | "
+                     f"{fmt(nb['seconds_per_epoch'], '.1f')} | {fmt(entry.get('baseline_vs_literal'))} | "
                      f"{fmt(pr['seconds_per_epoch'], '.1f')} ({fmt(entry.get('ratio_fp32'))}) | "
                      f"{fmt(entry.get('median_paired_ratio_fp32'))} | "
                      f"{fmt(bf.get('seconds_per_epoch'), '.1f')} ({fmt(entry.get('ratio_bf16'))}) | "

@@ -22,7 +22,9 @@ def test_the_speed_benchmark_measures_only_the_parts_asked_for(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["train"] == {} and "quality" not in report
-    assert report["svm"]["plain"]["features"].startswith("PCA-64")
+    from benchmarks.settings import settings
+
+    assert report["svm"]["plain"]["features"].startswith(f"PCA-{settings().latent_dim}")
     assert 0 < report["svm"]["project"]["accuracy"] <= 1 and report["svm"]["ratio"] > 0
     assert set(report["startup"]) == {"download", "prepare", "tsne", "svm", "baselines", "report"}
     assert not any(entry["imports_torch"] for entry in report["startup"].values())
@@ -112,4 +114,15 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert entry["paired_ratios_fp32"] == [p / n for p, n in zip(project, notebook)]
     medians = entry["project_fp32"]["seconds_per_epoch"], entry["notebook_fp32"]["seconds_per_epoch"]
     assert entry["ratio_fp32"] == medians[0] / medians[1]
-    assert "| stacked |" in proc.stdout
+    literal = entry["literal_fp32"]["runs"]
+    assert len(literal) == 2 and entry["baseline_vs_literal_paired"] == [n / lit for n, lit in zip(notebook, literal)]
+    assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
+
+
+def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path):
+    from benchmarks.speed import measure_literal
+
+    data = write_idx_folder(tmp_path / "data", n_train=200, n_test=50)
+    for arch in ("superres", "conv", "stacked", "vae", "denoising"):
+        result = measure_literal(arch, data, "all", str(tmp_path / "cache"))
+        assert result["project_modules"] == [] and result["n_images"] == 200 and result["loss"] > 0, result

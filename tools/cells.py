@@ -171,7 +171,7 @@ def _steps(spec: dict, repo: Path) -> list[list]:
                   ([python, "-m", "dvc", "pull", "--run-cache", "--quiet"], True)]  # an empty remote is fine
     run = [python, "-m", "dvc", "exp", "run", "--name", spec["name"], "--set-param", f"seed={spec['seed']}",
            "--set-param", f"train.latent_dim={spec['latent_dim']}", "--set-param", f"train.threads={spec['threads']}"]
-    steps.append((run if spec.get("cache_dir") else [*run[:4], "--pull", *run[4:]], False))
+    steps.append((run if spec.get("cache_dir") else [*run[:5], "--pull", *run[5:]], False))
     if spec.get("cache_dir"):
         steps.append(([python, "-m", "dvc", "exp", "push", "--force", "--no-cache", "origin", spec["name"]], False))
     else:
