@@ -132,12 +132,13 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def training_processes(repo: Path) -> list[psutil.Process]:
-    """Processes running a stage of this project's clones (they live in sessions of their own)."""
+def training_processes(seed: int) -> list[psutil.Process]:
+    """Processes running a stage in the clone of a cell of `seed` (they live in sessions of their own)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "cwd"]):
         try:
-            if "stages" in (proc.info["cmdline"] or []) and CLONE_PREFIX in (proc.info["cwd"] or ""):
+            if ("stages" in (proc.info["cmdline"] or [])
+                    and f"{CLONE_PREFIX}cell-s{seed}-" in (proc.info["cwd"] or "")):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -153,7 +154,7 @@ def test_an_interrupted_sweep_leaves_no_process_and_no_clone_behind(repo, signum
 
     def watch():
         while proc.poll() is None and not started.is_set():
-            if training_processes(repo):
+            if training_processes(7):
                 started.set()
             started.wait(0.2)
 
@@ -161,7 +162,7 @@ def test_an_interrupted_sweep_leaves_no_process_and_no_clone_behind(repo, signum
     watcher.start()
     try:
         assert started.wait(300), "no cell started training"
-        before = [p.pid for p in descendants(proc.pid)] + [p.pid for p in training_processes(repo)]
+        before = [p.pid for p in descendants(proc.pid)] + [p.pid for p in training_processes(7)]
         # Ctrl-C at a terminal reaches the whole foreground process group; `timeout` and kill, the sweep only.
         if signum == signal.SIGINT:
             os.killpg(proc.pid, signum)
@@ -173,7 +174,7 @@ def test_an_interrupted_sweep_leaves_no_process_and_no_clone_behind(repo, signum
         alive = [pid for pid in before if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
         gone, still = psutil.wait_procs([psutil.Process(pid) for pid in alive], timeout=30)
         assert not still, [p.cmdline() for p in still]
-        assert not training_processes(repo)
+        assert not training_processes(7) and not training_processes(8)
         assert not list(Path(tempfile.gettempdir()).glob(f"{CLONE_PREFIX}cell-s7-*"))
     finally:
         if proc.poll() is None:
