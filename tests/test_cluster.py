@@ -160,8 +160,14 @@ def test_another_clone_lists_the_cells_and_restores_them_without_recomputing(coo
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "http://x", "tcp://", "tcp://127.0.0.1:99999"])
 def test_a_scheduler_that_cannot_be_reached_is_one_line_before_anything_is_pushed(coordinator, address):
+    from tests.stagerun import set_params
+
     objects = sorted(p.name for p in (coordinator.parent / "dvc-remote").rglob("*") if p.is_file())
-    proc = sweep(coordinator, address, "--connect-timeout", "3", timeout=120)
+    set_params(coordinator, {"sweep": {"seeds": [9]}})  # a cell to run, so the sweep must reach the scheduler
+    try:
+        proc = sweep(coordinator, address, "--connect-timeout", "3", timeout=120)
+    finally:
+        run(["git", "checkout", "params.yaml"], coordinator, check=True)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert address in errors[0] and "unexpected" not in errors[0]

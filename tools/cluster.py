@@ -139,8 +139,9 @@ def job_script(args) -> str:
     """The SLURM job script, rendered without starting a scheduler (its address is a placeholder)."""
     from dask_jobqueue.slurm import SLURMJob
 
-    job = SLURMJob(scheduler="tcp://SCHEDULER:8786", name="ae-sweep", cores=args.cores, processes=args.cores,
-                   memory=args.memory, walltime=args.walltime, queue=args.queue, python=str(Path(sys.executable)))
+    job = SLURMJob(scheduler="tcp://SCHEDULER:8786", name="ae-sweep", job_name="ae-sweep", cores=args.cores,
+                   processes=args.cores, memory=args.memory, walltime=args.walltime, queue=args.queue,
+                   python=str(Path(sys.executable)))
     return job.job_script()
 
 

@@ -29,6 +29,14 @@ SCHEMES = ("tcp", "tls", "ws", "wss")
 POLL_SECONDS = 2
 
 
+def quiet_dask() -> None:
+    """Dask logs to stderr what it does about lost workers and schedulers; the sweep says it in one line."""
+    import logging
+
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def check_address(address: str) -> str:
     """A scheduler address as Dask takes it (tcp://host:port); PipelineError with one line otherwise."""
     from distributed.comm.addressing import parse_address, parse_host_port
@@ -50,6 +58,7 @@ def connect(address: str, connect_timeout: float):
     from distributed import Client
 
     check_address(address)
+    quiet_dask()
     try:
         return Client(address, timeout=f"{connect_timeout}s")
     except (OSError, TimeoutError) as err:
@@ -62,6 +71,7 @@ def local_client(jobs: int):
     """An in-process Dask cluster running `jobs` cells at a time (threads: each cell is its own processes)."""
     from distributed import Client, LocalCluster
 
+    quiet_dask()
     # ":0": its HTTP server (which Dask starts even without a dashboard) on a free port, not 8787.
     cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False, dashboard_address=":0")
     return Client(cluster)
@@ -89,6 +99,7 @@ def run_cells(client, specs: list[dict], task: Callable, on_outcome: Callable[[d
               no_workers_timeout: float, connect_timeout: float) -> Dispatch:
     """Run `task(spec)` for every spec on the cluster; `on_outcome` for each as it ends. Bounded in time."""
     from distributed import Event, wait
+    from distributed.client import FutureCancelledError, FuturesCancelledError
 
     cancel_name = f"ae-sweep-cancel-{uuid.uuid4().hex}"
     cancel = Event(cancel_name, client=client)
@@ -102,7 +113,11 @@ def run_cells(client, specs: list[dict], task: Callable, on_outcome: Callable[[d
                 done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
             except TimeoutError:  # none ended within the poll
                 done = set()
+            except (FutureCancelledError, FuturesCancelledError):  # Dask gave up on the scheduler
+                raise PipelineError(f"sweep: lost the Dask scheduler; {_unfinished(futures, pending)}") from None
             for future in done:
+                if future.status == "cancelled":
+                    raise PipelineError(f"sweep: lost the Dask scheduler; {_unfinished(futures, pending | done)}")
                 outcome = _outcome(future, futures[future])
                 result.outcomes.append(outcome)
                 on_outcome(outcome)

@@ -104,10 +104,14 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
     import tools.cells
     from tools import cluster, dispatch
 
-    cloudpickle.register_pickle_by_value(tools.cells)  # workers need the environment, not the project
+    # Workers need the environment, not the project: the cell's code travels by value. Dask tries
+    # plain pickle first, which would send a module's function by reference, so the task is a local
+    # function (plain pickle refuses it; cloudpickle sends it and tools.cells' code along).
+    cloudpickle.register_pickle_by_value(tools.cells)
+    run_cell = tools.cells.run_cell
 
     def task(spec: dict) -> dict:
-        return tools.cells.run_cell(spec)
+        return run_cell(spec)
 
     client = (dispatch.connect(args.scheduler, args.connect_timeout) if args.scheduler
               else dispatch.local_client(jobs))
