@@ -25,18 +25,19 @@ repro: setup
 # Two workers, a test file each at a time: the end-to-end module (one shared scratch
 # repository, the longest) is collected first (tests/conftest.py) and kept first
 # (--no-loadscope-reorder), so it runs beside the rest instead of after it.
-# `make test-fast` leaves out the modules that run dvc repro, for iterating.
+# `make test-fast` leaves out the modules that run dvc repro or a sweep, and the statistics'
+# simulations, for iterating.
 test: setup
 	python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests
 
 test-fast: setup
 	python -m pytest -q -n 2 tests --ignore tests/test_pipeline.py --ignore tests/test_sweep.py \
-		--ignore tests/test_extending.py --ignore tests/test_cluster.py
+		--ignore tests/test_extending.py --ignore tests/test_cluster.py -k "not simulated"
 
 bench: setup
 	python -m benchmarks.speed
 
-# One DVC experiment per sweep.latent_dims, sweep.jobs at a time; report in plots/sweep/.
+# One DVC experiment per cell of sweep.seeds x sweep.latent_dims, sweep.jobs at a time; report in plots/sweep/.
 sweep: setup
 	python -m tools.sweep
 

@@ -19,7 +19,8 @@ MNIST_SMALL = ROOT.parent / "shared" / "data" / "mnist-small"
 # --no-loadscope-reorder), so the end-to-end module starts at once on one worker and
 # the rest of the suite runs beside it, instead of the end-to-end module starting
 # after a worker's first few files and finishing last.
-LONGEST_FIRST = ("test_pipeline.py", "test_cluster.py", "test_sweep.py", "test_extending.py")
+LONGEST_FIRST = ("test_pipeline.py", "test_cluster.py", "test_sweep.py", "test_extending.py", "test_grid.py",
+                 "test_adversarial_remote.py", "test_experiments.py", "test_threads.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -62,3 +63,19 @@ def data_source_for_e2e(tmp_root: Path) -> Path:
     if MNIST_SMALL.is_dir():
         return MNIST_SMALL
     return write_idx_folder(tmp_root / "idx-source", n_train=1200, n_test=300)
+
+
+@pytest.fixture(scope="module")
+def prepared_project(tmp_path_factory):
+    """A scratch project with download and prepare done, a trained stacked model, its latents, t-SNE and SVM."""
+    from tests.stagerun import make_project, stage  # stagerun imports this module
+
+    root = tmp_path_factory.mktemp("damaged")
+    source = write_idx_folder(root / "src", n_train=300, n_test=100)
+    project = make_project(root / "p", {"archs": ["stacked"], "data": {"source": str(source)},
+                                        "train": {"epochs": 1, "latent_dim": 8},
+                                        "tsne": {"per_class": 5, "perplexity": 4}})
+    for name, args in (("download", []), ("prepare", []), ("train", ["stacked"]), ("latents", ["stacked"]),
+                       ("tsne", ["stacked"]), ("svm", ["stacked"])):
+        stage(name, project, *args, check=True)
+    return project

@@ -95,3 +95,31 @@ def venv_path_hook_installed() -> bool:
     import sysconfig
 
     return (Path(sysconfig.get_paths()["purelib"]) / "ae-compare-venv-path.pth").is_file()
+
+
+def inside(folder: Path, function, *args):
+    """`function(*args)` run with `folder` as the working directory (a tool's main reads it)."""
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        return function(*args)
+    finally:
+        os.chdir(here)
+
+
+def peak_of(command: list, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `command`; its result and its peak resident memory in MB, sampled every 50 ms."""
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(command, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, psutil.Process(proc.pid).memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr), peak

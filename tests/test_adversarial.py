@@ -34,7 +34,7 @@ from stages.common.settings import SECTIONS, read, select
 from tests.conftest import ROOT, write_idx_folder
 from tests.httpserver import serve
 from tests.idxfiles import write_idx_gz
-from tests.stagerun import env, error_line, make_project, permissions_apply, set_params, stage
+from tests.stagerun import env, error_line, make_project, peak_of, permissions_apply, set_params, stage
 
 # ----------------------------------------------------------------------------- P: params
 
@@ -257,20 +257,6 @@ def test_single_class_training_labels_are_refused_by_the_download_stage(tmp_path
     project = make_project(tmp_path / "p", {"data": {"source": str(source)}})
     line = error_line(stage("download", project))
     assert "every label is 3" in line and "two classes" in line
-
-
-@pytest.fixture(scope="module")
-def prepared_project(tmp_path_factory):
-    """A scratch project with download and prepare done, and a trained stacked model."""
-    root = tmp_path_factory.mktemp("damaged")
-    source = write_idx_folder(root / "src", n_train=300, n_test=100)
-    project = make_project(root / "p", {"archs": ["stacked"], "data": {"source": str(source)},
-                                        "train": {"epochs": 1, "latent_dim": 8},
-                                        "tsne": {"per_class": 5, "perplexity": 4}})
-    for name, args in (("download", []), ("prepare", []), ("train", ["stacked"]), ("latents", ["stacked"]),
-                       ("tsne", ["stacked"]), ("svm", ["stacked"])):
-        stage(name, project, *args, check=True)
-    return project
 
 
 def truncate(path: Path, keep: float = 0.5) -> None:
@@ -760,18 +746,8 @@ def test_a_picture_bomb_is_refused_from_its_header(report_inputs):  # V15
     path = report_inputs / "plots/reconstructions/stacked.png"
     ihdr = struct.pack(">II", 20_000, 20_000) + bytes([8, 6, 0, 0, 0])
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + bytes(4) + bytes(1000))
-    line, peak = None, 0.0
-    proc = subprocess.Popen([sys.executable, "-m", "stages", "report"], cwd=report_inputs, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, psutil.Process(proc.pid).memory_info().rss / 2**20)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
-    line = error_line(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    assert "20,000 x 20,000 picture" in line and peak < 1500
+    proc, peak = peak_of([sys.executable, "-m", "stages", "report"], report_inputs)
+    assert "20,000 x 20,000 picture" in error_line(proc) and peak < 1500
 
 
 def test_nan_weights_give_an_error_where_latents_are_made_not_later(prepared_project, tmp_path):  # V16

@@ -12,46 +12,21 @@ import io
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
-from tests.conftest import write_idx_folder
-from tests.stagerun import env, error_line, make_project, run, stage
+from tests.stagerun import env, error_line, peak_of, run, stage
 
 MAX_MB = 1500
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A scratch project with its data prepared and a stacked model's latents made."""
-    root = tmp_path_factory.mktemp("remote-input")
-    source = write_idx_folder(root / "src", n_train=300, n_test=100)
-    project = make_project(root / "p", {"archs": ["stacked"], "data": {"source": str(source)},
-                                        "train": {"epochs": 1, "latent_dim": 8},
-                                        "tsne": {"per_class": 5, "perplexity": 4}})
-    for name, args in (("download", []), ("prepare", []), ("train", ["stacked"]), ("latents", ["stacked"]),
-                       ("tsne", ["stacked"]), ("svm", ["stacked"])):
-        stage(name, project, *args, check=True)
-    return project
-
-
-def peak_of(command: list, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """Run `command`; its result and its peak resident memory in MB, sampled every 50 ms."""
-    proc = subprocess.Popen(command, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, psutil.Process(proc.pid).memory_info().rss / 2**20)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr), peak
+def project(prepared_project) -> Path:
+    """A scratch project with its data prepared and a stacked model's latents made (tests/conftest.py)."""
+    return prepared_project
 
 
 def npz(arrays: dict) -> bytes:

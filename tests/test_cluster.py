@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.conftest import data_source_for_e2e
-from tests.stagerun import env, make_project, run
+from tests.stagerun import env, inside, make_project, run
 
 TINY = {
     "archs": ["stacked"],
@@ -233,11 +233,11 @@ def test_a_failing_cell_is_one_line_and_keeps_its_log(coordinator):
     from tools.cells import cell_name, run_cell
     from tools.cluster import cluster_plan, remove_sweep_ref
 
-    plan = _in(coordinator, cluster_plan, "origin")
+    plan = inside(coordinator, cluster_plan, "origin")
     try:
         outcome = run_cell({**plan, "seed": -1, "latent_dim": 2, "threads": 1, "name": cell_name(-1, 2, "bad")})
     finally:
-        _in(coordinator, remove_sweep_ref, plan, "origin")
+        inside(coordinator, remove_sweep_ref, plan, "origin")
     assert "error: params.yaml: seed is -1; expected an integer from 0" in outcome["error"]
     assert "dvc exp run" in outcome["log"] and outcome["error"] in outcome["log"]
 
@@ -253,14 +253,3 @@ def test_the_slurm_job_script_renders_without_a_scheduler(coordinator):
     for bad in (["--cores", "0"], ["--adapt-max", "x"], ["--bogus"]):
         line = run([sys.executable, "-m", "tools.cluster", "slurm", *bad], coordinator).stderr.strip()
         assert line.startswith("error: ") and "\n" not in line
-
-
-def _in(folder: Path, function, *args):
-    import os
-
-    here = Path.cwd()
-    os.chdir(folder)
-    try:
-        return function(*args)
-    finally:
-        os.chdir(here)

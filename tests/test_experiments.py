@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.fake_experiments import ARCHS, add_experiment, cell_files, long_history
-from tests.stagerun import env
+from tests.stagerun import env, inside
 
 CELLS = [(seed, dim) for dim in (2, 4) for seed in (1, 2, 3)]
 SWEEP = {"seeds": [1, 2, 3], "latent_dims": [2, 4]}
@@ -23,15 +22,6 @@ def history(tmp_path_factory) -> Path:
     return long_history(tmp_path_factory.mktemp("history") / "repo", 100, CELLS, SWEEP)
 
 
-def in_repo(repo: Path, function, *args):
-    here = Path.cwd()
-    os.chdir(repo)
-    try:
-        return function(*args)
-    finally:
-        os.chdir(here)
-
-
 def tool(repo: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"tools.{name}", *args], cwd=repo, env=env(), capture_output=True,
                           text=True, timeout=300)
@@ -40,7 +30,7 @@ def tool(repo: Path, name: str, *args: str) -> subprocess.CompletedProcess:
 def test_every_experiment_is_read_from_its_ref_with_params_and_metrics(history):
     from tools.experiments import read_experiments
 
-    found = in_repo(history, read_experiments, ARCHS)
+    found = inside(history, read_experiments, ARCHS)
     assert len(found) == len(CELLS) and not [e for e in found if e.problems]
     exp = next(e for e in found if e.params["seed"] == 2 and e.params["train"]["latent_dim"] == 4)
     assert exp.name.startswith("cell-s2-d4-") and len(exp.baseline) == 40
@@ -81,7 +71,7 @@ def calls_of(monkeypatch, repo: Path, main) -> dict:
     """The git and dvc subprocesses of `main([])` run in `repo`."""
     calls = count_calls(monkeypatch)
     try:
-        in_repo(repo, main, [])
+        inside(repo, main, [])
     finally:
         monkeypatch.undo()
     return dict(calls)
@@ -144,7 +134,7 @@ def test_a_per_image_file_that_would_inflate_is_refused_from_its_header_and_its_
     from tools.experiments import Blobs, locked_outputs, read_experiments
 
     repo = long_history(tmp_path / "repo", 2, CELLS[:3], {"seeds": [1, 2, 3], "latent_dims": [2]})
-    victim = next(e for e in in_repo(repo, read_experiments, ARCHS) if e.params["seed"] == 2)
+    victim = next(e for e in inside(repo, read_experiments, ARCHS) if e.params["seed"] == 2)
     with Blobs(repo) as blobs:
         md5 = locked_outputs(blobs, victim)["data/errors/stacked.npz"]
     # A 4 MB file whose arrays claim 2 GB each, as a crafted run pushed to a remote could be.

@@ -79,6 +79,7 @@ def cell_name(seed: int, latent_dim: int, code_key: str) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    # As stages.common.outputs.atomic's; repeated because this module travels alone, by value.
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
