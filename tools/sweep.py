@@ -33,7 +33,7 @@ from stages.common.errors import PipelineError, run_stage
 from stages.common.evaluation.metrics import BASELINES, METRICS, feature_label
 from stages.common.models.catalogue import CATALOGUE
 from stages.common.models.device import usable_cores
-from stages.common.outputs.atomic import OutputSet
+from stages.common.outputs.atomic import OutputSet, atomic_path
 from stages.common.outputs.read import check_numbers, read_json
 from stages.common.settings import PARAMS_FILE, load_yaml, read
 from tools.cli import parser_for, positive_int, positive_seconds
@@ -120,10 +120,9 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
         plan = cluster.cluster_plan(args.git_remote) if args.scheduler else cluster.local_plan()
         specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads,
                   "name": tools.cells.cell_name(seed, dim, plan["code_key"])} for seed, dim in todo]
-        where = (f"the Dask cluster at {args.scheduler}" if args.scheduler
-                 else f"this machine, {jobs} cell(s) at a time")
-        print(f"sweep: {len(todo)} cell(s) to run on {where}, {threads} torch thread(s) each; "
-              f"logs in {LOGS}/", flush=True)
+        place = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
+        print(f"sweep: {len(todo)} cell(s) to run on {place}{'' if args.scheduler else f', {jobs} cell(s) at a time'}, "
+              f"{threads} torch thread(s) each; logs in {LOGS}/", flush=True)
 
         def report(outcome: dict) -> None:
             log = write_log(outcome)
@@ -143,18 +142,18 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
             cluster.remove_sweep_ref(plan, args.git_remote if args.scheduler else None)
         client.close()
     wall = time.perf_counter() - started
-    workers = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
+    how = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
     timing = {"wall_seconds": round(wall, 1), "cells": len(todo),
-              "where": f"{where.split(',')[0]} ({workers}), {threads} thread(s) per cell"}
+              "where": f"{place} ({how}), {threads} thread(s) per cell"}
     return timing, failed
 
 
 def write_log(outcome: dict) -> Path:
+    """A cell's whole output, as it came back with its outcome, in plots/sweep/logs/<cell>.log."""
     LOGS.mkdir(parents=True, exist_ok=True)
     path = LOGS / f"{outcome['name']}.log"
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(outcome.get("log") or "(no output)\n", encoding="utf-8")
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(outcome.get("log") or "(no output)\n", encoding="utf-8")
     return path
 
 
