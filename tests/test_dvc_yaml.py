@@ -6,6 +6,7 @@ the `deps:` and `params:` lists are hand-kept, so this test is what keeps them t
 from __future__ import annotations
 
 import importlib
+import json
 import re
 
 import pytest
@@ -72,3 +73,50 @@ def test_no_plain_output_disables_the_run_cache():
             if isinstance(out, dict):
                 (path, options), = out.items()
                 assert options.get("cache", True), f"{name}: {path} is cache: false, which turns off the run-cache"
+
+
+# Runs one stage in a fresh interpreter with `read` wrapped, so that the settings it hands
+# back record which keys the stage reads; prints them as the last line.
+TRACED = """
+import json, sys
+import stages.common.settings as settings
+
+read, used = settings.read, set()
+
+class Recorded(dict):
+    def __getitem__(self, key):
+        used.add(key)
+        return super().__getitem__(key)
+
+settings.read = lambda *args, **kwargs: Recorded(read(*args, **kwargs))
+import importlib
+module = importlib.import_module("stages." + sys.argv[1])
+module.main(sys.argv[2:])
+print("USED " + json.dumps(sorted(used)))
+"""
+
+
+# Keys a stage reads only in a configuration this test cannot run: the download stage's mirror
+# settings matter only when data.source is 'mirrors' (no network here).
+READ_ELSEWHERE = {"download": {"data.mirrors", "data.timeout_seconds", "data.retries"}}
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_declared_param_is_read_when_the_stage_runs(prepared_project, name):
+    """The other half of test_params_are_exactly_what_the_stage_reads: a key listed but never read would make
+    DVC rerun the stage (or miss the run-cache) for a change that cannot touch its result."""
+    import subprocess
+    import sys
+
+    from tests.stagerun import env
+
+    definition = STAGES[name]
+    args = definition["cmd"].split()[4:]
+    arch = "stacked"
+    args = [arch if arg == "${item.arch}" else arg for arg in args]
+    proc = subprocess.run([sys.executable, "-c", TRACED, stage_name(definition), *args], cwd=prepared_project,
+                          env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    used = set(json.loads(proc.stdout.strip().splitlines()[-1].removeprefix("USED ")))
+    used |= READ_ELSEWHERE.get(name, set())
+    assert sorted(used) == sorted(key.format(arch=arch) for key in stage_params(definition))

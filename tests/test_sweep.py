@@ -111,6 +111,10 @@ def test_committing_the_results_loses_no_cell_and_a_new_seed_runs_alone(repo):
     third = sweep(repo, 900)
     assert "3 cells (seeds x latent sizes); 2 finished, 1 to run" in third.stdout
     assert "3 seed(s)" in (repo / "plots/sweep/report.md").read_text()
+    # The pixels baseline reads neither seed nor latent size: a new seed restores it, never fits it again.
+    log, = (repo / "plots/sweep/logs").glob("cell-s3-d4-*.log")
+    assert "Stage 'baseline_pixels' is cached - skipping run" in log.read_text()
+    assert "Running stage 'baseline_pca'" in log.read_text()
     git(repo, "checkout", "params.yaml")
 
 
