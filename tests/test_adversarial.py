@@ -394,7 +394,6 @@ def start_stage(project: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # S1, S2
 def loading_torch(pid: int) -> bool:
     """Whether the process has begun mapping torch's libraries (it is inside `import torch`) and lives."""
     try:
@@ -403,6 +402,7 @@ def loading_torch(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # S1, S2
 def test_interrupt_during_start_up_is_one_line(prepared_project, signum):
     proc = start_stage(prepared_project, "stages", "train", "stacked")
     while proc.poll() is None and not loading_torch(proc.pid):

@@ -68,7 +68,8 @@ def ran_stages(output: str) -> list[str]:
 
 def test_a_sixth_architecture_needs_only_a_class_a_catalogue_entry_and_its_params(tmp_path):
     repo = make_project(tmp_path / "repo")
-    shutil.copytree(ROOT / "tests", repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("tests", "benchmarks"):  # the tests build models as the benchmarks do
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     add_tiny_architecture(repo)
     changed = run(["git", "diff", "--no-index", "--name-only", str(ROOT / "stages"), str(repo / "stages")], tmp_path)
     edited = sorted({Path(line).name for line in changed.stdout.split() if line.endswith(".py")})
