@@ -18,6 +18,7 @@ worker needs the project's environment but not the project. What it guarantees:
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,14 @@ def quiet_dask() -> None:
 
     for name in ("distributed", "dask"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, as `taskset` or a batch system sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def check_address(address: str) -> str:

@@ -32,11 +32,11 @@ from pathlib import Path
 from stages.common.errors import PipelineError, run_stage
 from stages.common.evaluation.metrics import BASELINES, METRICS, feature_label
 from stages.common.models.catalogue import CATALOGUE
-from stages.common.models.device import usable_cores
 from stages.common.outputs.atomic import OutputSet, atomic_path
 from stages.common.outputs.read import check_numbers, read_json
 from stages.common.settings import PARAMS_FILE, load_yaml, read
 from tools.cli import parser_for, positive_int, positive_seconds
+from tools.dispatch import check_address, usable_cores
 from tools.experiments import (
     Blobs,
     OutcomeReader,
@@ -268,8 +268,6 @@ def main(argv: list[str]) -> None:
                         help="seconds to reach the Dask scheduler, and to wait for it if it goes (default 10)")
     args = parser.parse_args(argv)
     if args.scheduler:
-        from tools.dispatch import check_address
-
         check_address(args.scheduler)  # a junk address is found before anything is read, run or pushed
     params = read(PARAMS, catalogue=CATALOGUE)
     sweep, archs = params["sweep"], params["archs"]

@@ -55,13 +55,6 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext()
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def set_threads(threads: int) -> int:
     """Give torch `threads` intra-op threads (train.threads); returns the number set.
 
