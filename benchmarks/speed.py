@@ -311,6 +311,12 @@ def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dic
                  if n.get("seconds") and lit.get("seconds")]
         entry["baseline_vs_literal_paired"] = pairs
         entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
+        literal = entry["literal_fp32"]["seconds_per_epoch"]
+        entry["baseline_vs_literal_medians"] = base / literal if base and literal else None
+        # Same weights, same batches, same arithmetic: the epoch's loss agrees to the last bit.
+        losses = [(n.get("loss"), lit.get("loss")) for n, lit in zip(runs[("notebook", "fp32")],
+                                                                      runs[("literal", "fp32")])]
+        entry["baseline_same_loss_as_literal"] = bool(losses) and all(a is not None and a == b for a, b in losses)
         for precision in precisions:
             project = entry[f"project_{precision}"]["seconds_per_epoch"]
             entry[f"ratio_{precision}"] = project / base if project and base else None
@@ -415,11 +421,11 @@ def table(report: dict) -> str:
              f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
              f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
     if report["train"]:
-        lines += ["", "| architecture | notebook's code s | baseline s | baseline / code (paired) "
+        lines += ["", "| architecture | notebook's code s | baseline s | baseline / code: medians, paired | same loss "
                   "| project fp32 s (ratio) | median paired ratio fp32 "
                   "| project bf16 s (ratio) | FLOP-limit s fp32 / bf16 | fp32 share of limit "
                   "| RSS MB notebook / project |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -429,7 +435,9 @@ def table(report: dict) -> str:
         share = limit32 / pr["seconds_per_epoch"] if limit32 and pr["seconds_per_epoch"] else None
         literal = entry.get("literal_fp32", {})
         lines.append(f"| {arch} | {fmt(literal.get('seconds_per_epoch'), '.1f')} | "
-                     f"{fmt(nb['seconds_per_epoch'], '.1f')} | {fmt(entry.get('baseline_vs_literal'))} | "
+                     f"{fmt(nb['seconds_per_epoch'], '.1f')} | {fmt(entry.get('baseline_vs_literal_medians'))}, "
+                     f"{fmt(entry.get('baseline_vs_literal'))} | "
+                     f"{'yes' if entry.get('baseline_same_loss_as_literal') else 'NO'} | "
                      f"{fmt(pr['seconds_per_epoch'], '.1f')} ({fmt(entry.get('ratio_fp32'))}) | "
                      f"{fmt(entry.get('median_paired_ratio_fp32'))} | "
                      f"{fmt(bf.get('seconds_per_epoch'), '.1f')} ({fmt(entry.get('ratio_bf16'))}) | "

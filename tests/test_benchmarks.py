@@ -116,6 +116,8 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert entry["ratio_fp32"] == medians[0] / medians[1]
     literal = entry["literal_fp32"]["runs"]
     assert len(literal) == 2 and entry["baseline_vs_literal_paired"] == [n / lit for n, lit in zip(notebook, literal)]
+    assert entry["baseline_vs_literal_medians"] == medians[1] / entry["literal_fp32"]["seconds_per_epoch"]
+    assert entry["baseline_same_loss_as_literal"] is True  # the baseline computes what the notebook's code does
     assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
 
 
