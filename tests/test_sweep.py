@@ -75,6 +75,8 @@ def test_the_grid_runs_here_reports_both_noises_and_reruns_nothing(repo):
     assert first.stdout.count("done on") == 2 and "WARNING" not in first.stdout + first.stderr
     logs = sorted((repo / "plots/sweep/logs").glob("cell-s*-d4-*.log"))
     assert len(logs) == 2 and all("dvc exp run" in log.read_text() for log in logs)  # one log per cell
+    # The pixels baseline, the same for every cell, ran once, before them: both cells, started together, restore it.
+    assert all("Stage 'baseline_pixels' is cached - skipping run" in log.read_text() for log in logs)
     runs = read_csv(repo / "plots/sweep/runs.csv")
     assert sorted({(r["seed"], r["latent_dim"]) for r in runs}) == [("1", "4"), ("2", "4")]
     assert {r["name"] for r in runs} == {"stacked", "superres", "pixels", "pca"}
@@ -111,9 +113,11 @@ def test_committing_the_results_loses_no_cell_and_a_new_seed_runs_alone(repo):
     third = sweep(repo, 900)
     assert "3 cells (seeds x latent sizes); 2 finished, 1 to run" in third.stdout
     assert "3 seed(s)" in (repo / "plots/sweep/report.md").read_text()
-    # The pixels baseline reads neither seed nor latent size: a new seed restores it, never fits it again.
+    # The pixels baseline reads neither seed nor latent size: a new seed never fits it again (the committed
+    # dvc.lock already holds it, from the sweep's run of it before the first cells).
     log, = (repo / "plots/sweep/logs").glob("cell-s3-d4-*.log")
-    assert "Stage 'baseline_pixels' is cached - skipping run" in log.read_text()
+    assert "Stage 'baseline_pixels' didn't change, skipping" in log.read_text()
+    assert "Running stage 'baseline_pixels'" not in log.read_text()
     assert "Running stage 'baseline_pca'" in log.read_text()
     git(repo, "checkout", "params.yaml")
 
