@@ -101,8 +101,9 @@ def git_remote_url(git_remote: str) -> str:
 
 
 def cluster_plan(git_remote: str) -> dict:
-    """Publish the commit and the stages every cell shares; what every cell on the cluster needs. Call once the scheduler
-    answered: nothing is pushed for a sweep that cannot start."""
+    """Publish the commit and the stages every cell shares; what every cell on the cluster needs.
+
+    Call once the scheduler answered: nothing is pushed for a sweep that cannot start."""
     from tools.share import main as share
 
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
