@@ -47,13 +47,13 @@ class SuperResolutionAE(nn.Module):
 
 
 class ConvAE(nn.Module):
-    def __init__(self, latent_dim=64):
+    def __init__(self, latent_dim=64, code_dim=None):  # code_dim: the VAE's encoder gives 2 x latent_dim
         super().__init__()
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
             nn.Conv2d(64, 128, 3, stride=1, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Flatten(), nn.Linear(128 * 7 * 7, latent_dim))
+            nn.Flatten(), nn.Linear(128 * 7 * 7, code_dim or latent_dim))
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 128 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (128, 7, 7)),
             nn.Conv2d(128, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
@@ -82,17 +82,7 @@ class VariationalAE(ConvAE):
     """Not the notebook's: its roadmap's VAE, the Conv AE's layers giving a mean and a log-variance."""
 
     def __init__(self, latent_dim=64):
-        nn.Module.__init__(self)  # its own layers, made in the order the project makes them (the same weights)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=1, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.Flatten(), nn.Linear(128 * 7 * 7, 2 * latent_dim))
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, 128 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (128, 7, 7)),
-            nn.Conv2d(128, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1), nn.Sigmoid())
+        super().__init__(latent_dim, code_dim=2 * latent_dim)  # layers made as the project makes them: same weights
 
     def loss(self, x):
         mean, log_var = self.encoder(x).chunk(2, dim=1)
