@@ -143,11 +143,12 @@ def main(argv: list) -> None:
     parser.add_argument("--cells", type=int, default=24)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/grid_scale.json")
-    report = run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    report = run(args)
     print(json.dumps(report, indent=2))
     from stages.common.outputs.atomic import write_json
 
-    write_json(parser.parse_args(argv).out, report)
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

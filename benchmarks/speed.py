@@ -49,6 +49,13 @@ def read_data_split(data: Path, split: str):
     return read_split(*(data / name for name in SPLIT_FILES[split]))
 
 
+def limited_train_indices(data: Path, limit: str):
+    """The class-balanced training images a --train-limit run trains on, every way the same."""
+    from stages.common.data.sampling import balanced_indices
+
+    return balanced_indices(read_data_split(data, "train")[1], int(limit))
+
+
 def load_train_images(data: Path, limit: int | None):
     from stages.common.data.sampling import balanced_indices
 
@@ -112,9 +119,7 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
     root = notebook.torchvision_root(data, dataset, cache)
     keep = None
     if limit != "all":  # the same balanced subset the project's way trains on
-        from stages.common.data.sampling import balanced_indices
-
-        keep = balanced_indices(read_data_split(data, "train")[1], int(limit))
+        keep = limited_train_indices(data, limit)
     chosen = settings()
     notebook.seed_as_the_notebook(chosen.seed)
     model = params_model(arch)
@@ -250,10 +255,8 @@ def measure_literal(arch: str, data: Path, limit, cache: str) -> dict:
         if limit != "all":  # the same balanced subset the other ways train on
             import numpy as np
 
-            from stages.common.data.sampling import balanced_indices
-
             keep = Path(scratch) / "keep.npy"
-            np.save(keep, balanced_indices(read_data_split(data, "train")[1], int(limit)))
+            np.save(keep, limited_train_indices(data, limit))
             args.append(keep)
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
                               capture_output=True, text=True, cwd=scratch)
@@ -306,17 +309,15 @@ def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dic
             }
         base = entry["notebook_fp32"]["seconds_per_epoch"]
         # The check on the baseline: the notebook's code itself, run by the same pairs.
-        pairs = [n.get("seconds") / lit.get("seconds") for n, lit in zip(runs[("notebook", "fp32")],
-                                                                         runs[("literal", "fp32")])
-                 if n.get("seconds") and lit.get("seconds")]
+        checks = list(zip(runs[("notebook", "fp32")], runs[("literal", "fp32")]))
+        pairs = [n["seconds"] / lit["seconds"] for n, lit in checks if n.get("seconds") and lit.get("seconds")]
         entry["baseline_vs_literal_paired"] = pairs
         entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
         literal = entry["literal_fp32"]["seconds_per_epoch"]
         entry["baseline_vs_literal_medians"] = base / literal if base and literal else None
         # Same weights, same batches, same arithmetic: the epoch's loss agrees to the last bit.
-        losses = [(n.get("loss"), lit.get("loss")) for n, lit in zip(runs[("notebook", "fp32")],
-                                                                      runs[("literal", "fp32")])]
-        entry["baseline_same_loss_as_literal"] = bool(losses) and all(a is not None and a == b for a, b in losses)
+        entry["baseline_same_loss_as_literal"] = bool(checks) and all(
+            n.get("loss") is not None and n.get("loss") == lit.get("loss") for n, lit in checks)
         for precision in precisions:
             project = entry[f"project_{precision}"]["seconds_per_epoch"]
             entry[f"ratio_{precision}"] = project / base if project and base else None

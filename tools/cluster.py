@@ -59,14 +59,19 @@ def code_key(commit: str, patch: str) -> str:
     return commit[:7] + (f"-{hashlib.sha1(patch.encode()).hexdigest()[:6]}" if patch else "")
 
 
+def run_shared_stages(*flags: str) -> None:
+    """SHARED_STAGES, here, before any cell (`flags`: for `dvc repro`, as --pull)."""
+    print(f"sweep: first the stages every cell shares, here: {', '.join(SHARED_STAGES)}", flush=True)
+    dvc("repro", "--quiet", *flags, *SHARED_STAGES, capture=False)
+
+
 def local_plan() -> dict:
     """What every cell on this machine needs: this repository as git remote, its DVC cache shared."""
     from dvc.repo import Repo
 
     root = Path(git("rev-parse", "--show-toplevel").strip())
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
-    print(f"sweep: first the stages every cell shares, here: {', '.join(SHARED_STAGES)}", flush=True)
-    dvc("repro", "--quiet", *SHARED_STAGES, capture=False)
+    run_shared_stages()
     git("update-ref", f"{SWEEP_REFS}/{commit}", commit)
     repo = Repo(str(root))
     try:
@@ -108,8 +113,7 @@ def cluster_plan(git_remote: str) -> dict:
 
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
     git_url, dvc_url = git_remote_url(git_remote), dvc_remote_url()
-    print(f"sweep: first the stages every cell shares, here: {', '.join(SHARED_STAGES)}", flush=True)
-    dvc("repro", "--quiet", "--pull", *SHARED_STAGES, capture=False)
+    run_shared_stages("--pull")
     share([])  # the workspace's outputs, the run-cache and the runs' outputs, as `make share`
     git("push", "--quiet", "--force", git_remote, f"{commit}:{SWEEP_REFS}/{commit}")
     return {"commit": commit, "patch": patch, "code_key": code_key(commit, patch), "git_url": git_url,

@@ -121,8 +121,9 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
         specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads,
                   "name": tools.cells.cell_name(seed, dim, plan["code_key"])} for seed, dim in todo]
         place = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
-        print(f"sweep: {len(todo)} cell(s) to run on {place}{'' if args.scheduler else f', {jobs} cell(s) at a time'}, "
-              f"{threads} torch thread(s) each; logs in {LOGS}/", flush=True)
+        at_a_time = "" if args.scheduler else f", {jobs} cell(s) at a time"
+        print(f"sweep: {len(todo)} cell(s) to run on {place}{at_a_time}, {threads} torch thread(s) each; "
+              f"logs in {LOGS}/", flush=True)
 
         def report(outcome: dict) -> None:
             log = write_log(outcome)
