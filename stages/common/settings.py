@@ -224,6 +224,11 @@ class StatisticsSettings:
 
     confidence: float = setting(Rule(lambda v: _is_number(v) and 0.5 <= v < 1, "a number from 0.5 to below 1"))
     alpha: float = setting(Rule(lambda v: _is_number(v) and 0 < v <= 0.5, "a number above 0 and at most 0.5"))
+    # The latent-size study's margins of equivalence: a latent size suffices for a metric when the whole
+    # interval of (that size - the architecture's best size) lies within the metric's margin.
+    margin_accuracy_points: float = setting(positive(100, "SVM accuracy points"))
+    margin_mse_percent: float = setting(positive(100, "percent of the best size's test and denoise MSE"))
+    margin_trustworthiness: float = setting(positive(1, "t-SNE trustworthiness, a number from 0 to 1"))
 
 
 def arch_list(catalogue: dict) -> Rule:
