@@ -11,23 +11,41 @@ statistics.md): an outcome y[s, i] of seed s on test image i is
 
 so the grand mean over S seeds and N images has variance
 var(a)/S + var(b)/N + var(e)/(S N). From the two-way ANOVA mean squares it is
-estimated as MS_seed / (S N) + max(0, MS_image - MS_residual) / (S N): the spread
-of the seeds' means (their seed effects and the noise of scoring each) plus the
-images' own component, which no number of seeds averages away. Its degrees of
-freedom are Satterthwaite's, with the seed term (S - 1 degrees of freedom) taken at
-the upper bound of its 15% quantile, a small-sample correction that simulation
-showed necessary at 3 seeds (SEED_DF_QUANTILE). The interval is Student's t with
-those degrees of freedom, and the test of a difference is the same t. A difference is
-paired twice: by seed (the same seed fixes data order and noise for both sides) and
-by image (the same test images), so y[s, i] is then A's outcome minus B's.
+estimated as v_seed + v_image, v_seed = MS_seed / (S N) (the spread of the seeds'
+means: their seed effects and the noise of scoring each, S - 1 degrees of freedom)
+and v_image = max(0, MS_image - MS_residual) / (S N), the images' own component,
+which no number of seeds averages away.
+
+The interval is the generalized pivotal quantity of Tsui & Weerahandi (1989) and
+Weerahandi (1993, "Generalized confidence intervals", JASA 88): the error of the
+mean is distributed as
+
+    T = Z * sqrt(v_seed * (S - 1) / U + v_image),   Z ~ N(0, 1), U ~ chi-square(S - 1),
+
+since v_seed * (S - 1) / (its true value) is chi-square(S - 1) and the image term,
+with N - 1 >= 1,999 degrees of freedom here, is known to within a fraction of a
+percent. Its distribution is a one-dimensional integral over U, computed by
+Gauss-Legendre quadrature on sqrt(U), to a relative 1e-6 or better (`pivot_sf`): no tuned
+constant, no random draws. With v_image = 0 it is exactly Student's t with S - 1
+degrees of freedom (a seed-only interval); with v_seed = 0 the normal interval of the
+images. The test of a difference is the same pivot's two-sided tail at the observed
+mean. (The last release used Satterthwaite's degrees of freedom with the seed term at
+the bound of its 15% chi-square quantile, a constant tuned by simulation; this is its
+derived replacement, and covers the same, tests/test_grid.py.) A difference is paired
+twice: by seed (the same seed fixes data order and noise for both sides) and by image
+(the same test images), so y[s, i] is then A's outcome minus B's.
 
 What this gives:
 - a difference that is the same on every seed (two seed-independent baselines, say)
-  has no seed variance left, and is judged by the test images alone (MS_image / (S N),
-  N - 1 degrees of freedom): never p = 0 with a zero-width interval unless the two
-  sides agree on every image;
-- with many images and few seeds the seed term dominates and the degrees of
-  freedom fall towards S - 1, as they should;
+  has no seed variance left, and is judged by the test images alone: never p = 0
+  with a zero-width interval unless the two sides agree on every image;
+- where outcomes do vary but both estimated components vanish (every seed's mean
+  difference alike and MS_image <= MS_residual: on each seed B misses two other
+  images), the residual mean square, a lower bound of the variance with (S - 1)(N - 1)
+  degrees of freedom, takes the images' place: such a difference is tested, never
+  dropped as "not testable";
+- with many images and few seeds the seed term dominates and the interval widens
+  towards Student's t with S - 1 degrees of freedom, as it should;
 - a metric without a per-image form (t-SNE trustworthiness, one number per
   embedding) gets a Student-t interval over seeds only, and says so;
 - bounded metrics keep their intervals in range: an accuracy's mean is bounded
@@ -41,9 +59,10 @@ as 3 of 3 wins deserves: [0.29, 1.00]); ties count half, and its interval runs f
 the wins alone to the wins and ties. No bootstrap: every figure is a closed form, so
 it repeats exactly and needs no random seed.
 
-tests/test_grid.py checks by simulation that these intervals cover the truth
-93-97% of the time at 3-5 seeds and 2,000 or 10,000 images, and that Holm keeps the
-false-positive rate at or under the level.
+tests/test_grid.py checks by simulation that these intervals, of differences and of
+accuracies and MSEs through the logit and the log, cover the truth 93-97% of the time
+at 3-5 seeds and 1,000 to 10,000 images, and that Holm keeps the false-positive rate
+at or under the level.
 """
 from __future__ import annotations
 
@@ -66,32 +85,35 @@ def _stats():
 # --------------------------------------------------------------------------- the variance of a grand mean
 @dataclass(frozen=True)
 class Spread:
-    """The grand mean of an S x N table of outcomes, its standard error counting both noises, and its df."""
+    """The grand mean of an S x N table of outcomes and the two terms of its variance: the seeds' (v_seed, with
+    seed_df = S - 1 degrees of freedom) and the test images' (v_image)."""
 
     mean: float
-    se: float
-    df: float
+    v_seed: float
+    v_image: float
+    seed_df: int
     seeds: int
     images: int
 
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.v_seed + self.v_image)
 
-# Satterthwaite's degrees of freedom are computed with the seed term at the upper bound of
-# this one-sided quantile of its chi-square: with 3-5 seeds the seed term has 2-4 degrees of
-# freedom, and the plain approximation, fed a seed variance that came out small by chance,
-# rejected 6-8% of true nulls at the 5% level in simulation, and Holm's families up to 6%.
-# 0.15 keeps every simulated family at or under 5%; the price is intervals up to 97% wide
-# where images dominate at 3 seeds (tests/test_grid.py, docs/results.md).
-SEED_DF_QUANTILE = 0.15
+    @property
+    def seed_share(self) -> float:
+        """The seeds' share of the variance of the mean (1: seeds only; 0: the images alone)."""
+        total = self.v_seed + self.v_image
+        return self.v_seed / total if total > 0 else 0.0
 
 
-def two_way(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(grand mean, variance of the grand mean, degrees of freedom) of outcomes y[..., seed, image].
+def two_way(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(grand mean, v_seed, v_image, S - 1) of outcomes y[..., seed, image], vectorised over leading axes (the
+    simulation runs hundreds of grids at once).
 
-    The variance is MS_seed / (S N) (each seed's mean varies by the seed effect and by
-    the noise of its own scoring) plus the image component max(0, MS_image - MS_residual)
-    / (S N), an estimate never below the unbiased one. Vectorised over leading axes
-    (the simulation runs hundreds of grids at once). One seed: the image term alone,
-    the single run's standard error with N - 1 degrees of freedom.
+    v_seed = MS_seed / (S N); v_image = max(0, MS_image - MS_residual) / (S N), an estimate
+    never below the unbiased one; where both vanish yet outcomes vary, v_image is
+    MS_residual / (S N), a lower bound of the variance (module docstring). One seed: the
+    image term alone, the single run's squared standard error.
     """
     y = np.asarray(y, dtype=float)
     s, n = y.shape[-2], y.shape[-1]
@@ -99,29 +121,89 @@ def two_way(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     seed_means, image_means = y.mean(axis=-1), y.mean(axis=-2)
     ms_image = s * ((image_means - grand[..., None]) ** 2).sum(-1) / max(n - 1, 1)
     if s == 1:
-        return grand, ms_image / n, np.full_like(grand, max(n - 1, 1))
+        return grand, np.zeros_like(grand), ms_image / n, 0
     ms_seed = n * ((seed_means - grand[..., None]) ** 2).sum(-1) / (s - 1)
     residual = y - seed_means[..., None] - image_means[..., None, :] + grand[..., None, None]
     ms_res = (residual ** 2).sum((-2, -1)) / ((s - 1) * max(n - 1, 1))
     v_seed = ms_seed / (s * n)
     v_image = np.maximum(ms_image - ms_res, 0.0) / (s * n)
-    upper = v_seed * (s - 1) / _stats().chi2.ppf(SEED_DF_QUANTILE, s - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(upper > 0, upper / (upper + v_image), 0.0)
-        df = np.where(share > 0, np.minimum((s - 1) / share ** 2, n - 1), float(n - 1))
-    return grand, v_seed + v_image, df
+    collapsed = (v_seed + v_image == 0) & (ms_res > 0)
+    return grand, v_seed, np.where(collapsed, ms_res / (s * n), v_image), s - 1
 
 
 def spread(y: np.ndarray) -> Spread:
-    mean, variance, df = two_way(y)
-    return Spread(float(mean), math.sqrt(float(variance)), float(df), y.shape[0], y.shape[1])
+    mean, v_seed, v_image, seed_df = two_way(y)
+    return Spread(float(mean), float(v_seed), float(v_image), seed_df, y.shape[0], y.shape[1])
 
 
 def seeds_only(values) -> Spread:
     """A metric with one number per seed: the Student-t standard error over seeds (S - 1 df)."""
     x = np.asarray(values, dtype=float)
-    se = float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-    return Spread(float(x.mean()), se, float(len(x) - 1), len(x), 0)
+    v_seed = float(np.var(x, ddof=1) / len(x)) if len(x) > 1 else float("nan")
+    return Spread(float(x.mean()), v_seed, 0.0, len(x) - 1, len(x), 0)
+
+
+# --------------------------------------------------------------------------- the generalized pivot
+# Gauss-Legendre on r = sqrt(U), U ~ chi-square(k), over r in [0, the chi(k) quantile 1 - 1e-15], in panels
+# that shrink geometrically towards 0: the integrand is smooth in r (in U it has a square-root cusp at 0), and
+# the far tail of T (large x, a small p) lives at r near 0, where the panels put their nodes. Checked against
+# Student's t, the case v_image = 0, to a relative 1e-6 or better out to p = 1e-9 (tests/test_grid.py).
+PIVOT_PANELS = (0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.3, 1.0)
+PIVOT_NODES = 24
+_PIVOT_RULES: dict = {}
+
+
+def _pivot_rule(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes r = sqrt(U) and weights (summing to 1) for expectations over U ~ chi-square(k)."""
+    if k not in _PIVOT_RULES:
+        stats = _stats()
+        x, w = np.polynomial.legendre.leggauss(PIVOT_NODES)
+        top = math.sqrt(stats.chi2.ppf(1 - 1e-15, k))
+        edges = top * np.asarray(PIVOT_PANELS)
+        r = np.concatenate([lo + (x + 1) / 2 * (hi - lo) for lo, hi in zip(edges[:-1], edges[1:])])
+        w = np.concatenate([w * (hi - lo) / 2 for lo, hi in zip(edges[:-1], edges[1:])]) * stats.chi.pdf(r, k)
+        _PIVOT_RULES[k] = (r, w / w.sum())
+    return _PIVOT_RULES[k]
+
+
+def pivot_sf(x, v_seed, v_image, k: int) -> np.ndarray:
+    """P(T > x) for T = Z * sqrt(v_seed * k / U + v_image), U ~ chi-square(k) (k = 0: no seed term); vectorised."""
+    from scipy.special import ndtr
+
+    x, v_seed, v_image = (np.asarray(a, dtype=float) for a in (x, v_seed, v_image))
+    if k == 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return ndtr(-x / np.sqrt(v_image))
+    r, w = _pivot_rule(k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = r / np.sqrt(v_seed[..., None] * k + v_image[..., None] * r ** 2)
+    return (w * ndtr(-x[..., None] * scale)).sum(-1)
+
+
+def pivot_half_width(confidence: float, v_seed, v_image, k: int) -> np.ndarray:
+    """c with P(|T| <= c) = confidence: the half-width of the interval, on the outcome's scale; vectorised."""
+    stats = _stats()
+    v_seed, v_image = np.asarray(v_seed, dtype=float), np.asarray(v_image, dtype=float)
+    tail = (1 - confidence) / 2
+    # A bracket: the quantile lies between the larger and the sum of the two terms' own quantiles.
+    t_part = np.sqrt(v_seed) * (stats.t.ppf(1 - tail, k) if k else 0.0)
+    z_part = np.sqrt(v_image) * stats.norm.ppf(1 - tail)
+    low, high = np.maximum(t_part, z_part), (t_part + z_part) * 2
+    for _ in range(8):
+        short = pivot_sf(high, v_seed, v_image, k) > tail
+        if not short.any():
+            break
+        high = np.where(short, high * 4, high)
+    for _ in range(64):  # bisection to well below a millionth of the width
+        middle = (low + high) / 2
+        above = pivot_sf(middle, v_seed, v_image, k) > tail
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return (low + high) / 2
+
+
+def pivot_p(mean, v_seed, v_image, k: int) -> np.ndarray:
+    """The two-sided p of a mean difference against 0 under the pivot; vectorised."""
+    return np.minimum(1.0, 2 * pivot_sf(np.abs(np.asarray(mean, dtype=float)), v_seed, v_image, k))
 
 
 # --------------------------------------------------------------------------- intervals
@@ -141,7 +223,7 @@ def _transform(metric: Metric):
 
 def mean_interval(metric: Metric, s: Spread, confidence: float) -> tuple[float | None, float | None]:
     """The interval of a metric's mean, inside the metric's range; None where there is nothing to go on."""
-    if not math.isfinite(s.se) or s.df < 1:
+    if not math.isfinite(s.se):
         return None, None
     low, high = metric.bounds
     if s.se == 0 or not low < s.mean < high:
@@ -152,9 +234,8 @@ def mean_interval(metric: Metric, s: Spread, confidence: float) -> tuple[float |
             k_low, k_high = _clopper_pearson(round(share * s.images), s.images, confidence)
             return low + (high - low) * k_low, low + (high - low) * k_high
         return s.mean, s.mean
-    t = _stats().t.ppf((1 + confidence) / 2, s.df)
     g, slope, inverse = _transform(metric)
-    half = t * s.se * slope(s.mean)
+    half = float(pivot_half_width(confidence, s.v_seed, s.v_image, s.seed_df)) * slope(s.mean)
     return inverse(g(s.mean) - half), inverse(g(s.mean) + half)
 
 
@@ -165,7 +246,7 @@ class Difference:
     mean: float
     ci_low: float | None
     ci_high: float | None
-    df: float
+    seed_share: float     # the seeds' share of the variance of the difference (0: judged by the images alone)
     p: float | None       # None: not testable (no spread at all, yet a difference)
     seeds: int
     images: int
@@ -178,10 +259,7 @@ class Difference:
 
 def difference(metric: Metric, a, b, confidence: float, per_image: bool) -> Difference:
     """A against B: `a`, `b` are S x N outcomes (per_image) or S per-seed values, paired by position."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    sign = 1.0 if metric.higher_is_better else -1.0
-    d = sign * (a - b)
-    s = spread(d) if per_image else seeds_only(d)
+    d, s = _paired(metric, a, b, per_image)
     seed_d = d.mean(axis=-1) if per_image else d
     wins, ties = int((seed_d > 0).sum()), int((seed_d == 0).sum())
     n = len(seed_d)
@@ -189,19 +267,38 @@ def difference(metric: Metric, a, b, confidence: float, per_image: bool) -> Diff
     p_high = _clopper_pearson(wins + ties, n, confidence)[1]
     common = dict(seeds=s.seeds, images=s.images, wins=wins, ties=ties, p_better=(wins + ties / 2) / n,
                   p_better_low=p_low, p_better_high=p_high)
-    if not math.isfinite(s.se) or s.df < 1:
-        return Difference(s.mean, None, None, s.df, None, **common)
+    if not math.isfinite(s.se):
+        return Difference(s.mean, None, None, s.seed_share, None, **common)
     if s.se == 0:
         # No spread at all: identical outcomes are no evidence of a difference; a difference
         # without any spread (every image, every seed alike) is not a testable claim either.
         if s.mean == 0:
-            return Difference(0.0, 0.0, 0.0, s.df, 1.0, **common)
-        return Difference(s.mean, None, None, s.df, None, **common)
-    t_crit = _stats().t.ppf((1 + confidence) / 2, s.df)
-    p = float(2 * _stats().t.sf(abs(s.mean / s.se), s.df))
+            return Difference(0.0, 0.0, 0.0, 0.0, 1.0, **common)
+        return Difference(s.mean, None, None, 0.0, None, **common)
+    half = float(pivot_half_width(confidence, s.v_seed, s.v_image, s.seed_df))
+    p = float(pivot_p(s.mean, s.v_seed, s.v_image, s.seed_df))
     reach = metric.bounds[1] - metric.bounds[0]
-    low, high = max(-reach, s.mean - t_crit * s.se), min(reach, s.mean + t_crit * s.se)
-    return Difference(s.mean, low, high, s.df, p, **common)
+    low, high = max(-reach, s.mean - half), min(reach, s.mean + half)
+    return Difference(s.mean, low, high, s.seed_share, p, **common)
+
+
+def _paired(metric: Metric, a, b, per_image: bool) -> tuple[np.ndarray, Spread]:
+    """A minus B, signed so that positive means A is better, and the spread of its mean."""
+    d = (1.0 if metric.higher_is_better else -1.0) * (np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    return d, spread(d) if per_image else seeds_only(d)
+
+
+def equivalence_p(s: Spread, margin: float) -> float | None:
+    """The p of "the true difference lies within +-margin" (two one-sided tests under the pivot, each at half the
+    level, so p < alpha exactly when the whole (1 - alpha) interval lies inside the margin); None: no spread
+    and a difference, nothing to test."""
+    if not math.isfinite(s.se):
+        return None
+    if s.se == 0:
+        return 0.0 if abs(s.mean) < margin else (None if s.mean else 0.0)
+    below = pivot_sf(s.mean + margin, s.v_seed, s.v_image, s.seed_df)    # H0: difference <= -margin
+    above = pivot_sf(margin - s.mean, s.v_seed, s.v_image, s.seed_df)    # H0: difference >= +margin
+    return float(min(1.0, 2 * max(below, above)))
 
 
 def _clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -274,7 +371,7 @@ def compare(rows: list[dict], confidence: float, alpha: float) -> list[dict]:
                 significant = p_holm is not None and p_holm < alpha
                 out.append({"latent_dim": dim, "metric": metric.key, "a": a, "b": b, "seeds": d.seeds,
                             "images": d.images, "mean_diff": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high,
-                            "df": d.df, "p": d.p, "p_holm": p_holm, "significant": significant,
+                            "seed_share": d.seed_share, "p": d.p, "p_holm": p_holm, "significant": significant,
                             "better": (a if d.mean > 0 else b) if significant else None,
                             "wins": d.wins, "ties": d.ties, "p_better": d.p_better,
                             "p_better_low": d.p_better_low, "p_better_high": d.p_better_high})
@@ -293,3 +390,61 @@ def ranks(rows: list[dict], comparisons: list[dict]) -> dict:
                       if c["latent_dim"] == dim and c["metric"] == metric.key and c["significant"]}
             out[(dim, metric.key)] = grouped_ranks(names, better)
     return out
+
+
+# --------------------------------------------------------------------------- across latent sizes
+@dataclass(frozen=True)
+class Margin:
+    """How far from the best latent size still counts as the same: `value` on the metric's own scale, or, with
+    `relative`, as a share of the best size's mean (an MSE)."""
+
+    value: float
+    relative: bool
+
+
+def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dict) -> list[dict]:
+    """For each feature space with more than one latent size and each metric with a margin: every size against
+    that feature space's best size (best mean), paired by seed and image; equivalent when the equivalence test
+    rejects after Holm over the sizes of that feature space and metric (one family), which for a single size is
+    the whole interval inside the margin. `smallest_sufficient`: the smallest size equivalent to the best (or
+    the best itself)."""
+    out = []
+    for name in _names(rows):
+        for metric in METRICS:
+            if metric.key not in margins:
+                continue
+            found = {dim: _outcomes(rows, dim, name, metric) for dim in _dims(rows)}
+            found = {dim: v for dim, v in found.items() if v}
+            if len(found) < 2:
+                continue
+            out += _against_best(metric, name, found, confidence, alpha, margins[metric.key])
+    return out
+
+
+def _against_best(metric: Metric, name: str, found: dict, confidence: float, alpha: float, margin: Margin):
+    def mean_of(values: dict) -> float:
+        return float(np.mean([np.mean(v) for v in values.values()]))
+
+    means = {dim: mean_of(values) for dim, values in found.items()}
+    sign = 1.0 if metric.higher_is_better else -1.0
+    best = max(means, key=lambda dim: (sign * means[dim], -dim))  # a tie: the smaller size
+    bound = margin.value * means[best] if margin.relative else margin.value
+    family = []
+    for dim in sorted(found):
+        seeds = sorted(set(found[dim]) & set(found[best]))
+        record = {"name": name, "metric": metric.key, "latent_dim": dim, "best_dim": best, "seeds": len(seeds),
+                  "images": 0, "mean": means[dim], "mean_diff": 0.0, "ci_low": None, "ci_high": None,
+                  "margin": bound, "p_equivalence": None, "p_equivalence_holm": None, "equivalent": dim == best}
+        if dim != best and len(seeds) >= (1 if metric.per_image else 2):
+            here, there = [found[dim][k] for k in seeds], [found[best][k] for k in seeds]
+            _, s = _paired(metric, here, there, metric.per_image)
+            diff = difference(metric, here, there, confidence, metric.per_image)
+            record.update(images=s.images, mean_diff=s.mean, ci_low=diff.ci_low, ci_high=diff.ci_high,
+                          p_equivalence=equivalence_p(s, bound))
+        family.append(record)
+    tested = [r for r in family if r["p_equivalence"] is not None]
+    for record, adjusted in zip(tested, holm([r["p_equivalence"] for r in tested]) if tested else []):
+        record["p_equivalence_holm"] = adjusted
+        record["equivalent"] = adjusted < alpha
+    smallest = min(r["latent_dim"] for r in family if r["equivalent"])
+    return [{**r, "smallest_sufficient": smallest} for r in family]
