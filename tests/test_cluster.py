@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,9 +70,11 @@ def cluster():
         yield local
 
 
-def sweep(repo: Path, scheduler: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.sweep", "--scheduler", scheduler, *args], cwd=repo,
-                          env=env(), capture_output=True, text=True, timeout=timeout)
+def sweep(repo: Path, scheduler: str, *args: str, timeout: int = 900, git_remote: str = "origin",
+          environment: dict | None = None) -> subprocess.CompletedProcess:
+    remote = ["--git-remote", git_remote] if git_remote else []
+    return subprocess.run([sys.executable, "-m", "tools.sweep", "--scheduler", scheduler, *remote, *args], cwd=repo,
+                          env={**env(), **(environment or {})}, capture_output=True, text=True, timeout=timeout)
 
 
 def worker_pids(cluster) -> list[int]:
@@ -158,21 +161,69 @@ def test_another_clone_lists_the_cells_and_restores_them_without_recomputing(coo
     assert "Running stage" not in repro.stdout, repro.stdout
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "http://x", "tcp://", "tcp://127.0.0.1:99999"])
-def test_a_scheduler_that_cannot_be_reached_is_one_line_before_anything_is_pushed(coordinator, address):
+# (address, extra arguments, what the one line says); 192.0.2.1 is TEST-NET-1: refused before any connection.
+UNUSABLE = [
+    ("tcp://127.0.0.1:9", [], "no Dask scheduler answered"),
+    ("http://x", [], "not a Dask scheduler address"),
+    ("tcp://", [], "not a Dask scheduler address"),
+    ("tcp://127.0.0.1:99999", [], "not a Dask scheduler address"),
+    ("tcp://192.0.2.1:8786", [], "unencrypted, and not on this machine"),
+    ("tls://127.0.0.1:9", [], "no TLS credentials: --tls-ca-file"),
+    ("tls://127.0.0.1:9", ["--tls-ca-file", "/nonexistent/ca.pem", "--tls-cert", "/nonexistent/c.pem"],
+     "--tls-ca-file /nonexistent/ca.pem: no such readable file"),
+]
+
+
+@pytest.mark.parametrize("address,extra,says", UNUSABLE)
+@pytest.mark.parametrize("cells", ["to run", "none to run"])
+def test_a_scheduler_that_cannot_be_used_is_one_line_before_anything_is_pushed(coordinator, address, extra, says,
+                                                                               cells):
     from tests.stagerun import set_params
 
     objects = sorted(p.name for p in (coordinator.parent / "dvc-remote").rglob("*") if p.is_file())
-    set_params(coordinator, {"sweep": {"seeds": [9]}})  # a cell to run, so the sweep must reach the scheduler
+    # With a cell to run, and with none: either way the scheduler is reached first (docs/machines.md).
+    set_params(coordinator, {"sweep": {"seeds": [9] if cells == "to run" else []}})
     try:
-        proc = sweep(coordinator, address, "--connect-timeout", "3", timeout=120)
+        proc = sweep(coordinator, address, "--connect-timeout", "3", *extra, timeout=120)
     finally:
         run(["git", "checkout", "params.yaml"], coordinator, check=True)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert address in errors[0] and "unexpected" not in errors[0]
+    assert says in errors[0] and "unexpected" not in errors[0]
+    assert address in errors[0] or extra  # a bad flag is named instead of the address
+    assert proc.stderr.strip() == errors[0], proc.stderr  # nothing else, no Dask log lines
     assert remote_refs(coordinator, "refs/sweeps/*") == []
     assert sorted(p.name for p in (coordinator.parent / "dvc-remote").rglob("*") if p.is_file()) == objects
+
+
+@pytest.mark.parametrize("remote,says", [(None, "--scheduler needs --git-remote NAME"),
+                                         ("nowhere", "--git-remote nowhere: no such git remote"),
+                                         ("gone", "not reachable"),
+                                         ("refusing", "cannot push to it")])
+def test_a_git_remote_that_is_not_named_or_cannot_be_pushed_to_is_one_line_before_any_cell(coordinator, cluster,
+                                                                                            remote, says, tmp_path):
+    from tests.stagerun import set_params
+
+    refusing = tmp_path / "refusing.git"
+    run(["git", "init", "-q", "--bare", str(refusing)], tmp_path, check=True)
+    hook = refusing / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'read-only mirror' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    git(coordinator, "remote", "add", "gone", str(tmp_path / "no-such-repository.git"))
+    git(coordinator, "remote", "add", "refusing", str(refusing))
+    objects = sorted(p.name for p in (coordinator.parent / "dvc-remote").rglob("*") if p.is_file())
+    set_params(coordinator, {"sweep": {"seeds": [9]}})
+    try:
+        proc = sweep(coordinator, cluster.scheduler_address, git_remote=remote, timeout=300)
+    finally:
+        run(["git", "checkout", "params.yaml"], coordinator, check=True)
+        git(coordinator, "remote", "remove", "gone")
+        git(coordinator, "remote", "remove", "refusing")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 1 and len(errors) == 1 and says in errors[0], proc.stdout + proc.stderr
+    assert "done on" not in proc.stdout and "cell(s) to run on" not in proc.stdout  # no cell started
+    assert sorted(p.name for p in (coordinator.parent / "dvc-remote").rglob("*") if p.is_file()) == objects
+    assert remote_refs(coordinator, "refs/sweeps/*") == []
 
 
 def free_port() -> int:
@@ -190,8 +241,8 @@ def dask(*args: str) -> subprocess.Popen:
 
 @pytest.mark.parametrize("lost", ["workers", "scheduler"])
 def test_losing_every_worker_or_the_scheduler_ends_the_sweep_in_bounded_time(coordinator, lost):
-    """As a user has it: `dask scheduler` and `dask worker` as processes of their own, the worker killed with its
-    children (or the scheduler killed) in the middle of a cell."""
+    """As a user has it: `dask scheduler` and `dask worker` as processes of their own, the `dask worker` killed (or
+    the scheduler) in the middle of a cell."""
     from tests.stagerun import set_params
 
     port = free_port()
@@ -199,12 +250,15 @@ def test_losing_every_worker_or_the_scheduler_ends_the_sweep_in_bounded_time(coo
     scheduler = dask("dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
     worker = dask("dask_worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard")
     set_params(coordinator, {"sweep": {"seeds": [5], "latent_dims": [2]}})  # a cell not run yet
-    proc = subprocess.Popen([sys.executable, "-m", "tools.sweep", "--scheduler", address, "--connect-timeout", "5",
-                             "--no-workers-timeout", "5"], cwd=coordinator, env=env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "tools.sweep", "--scheduler", address, "--git-remote", "origin",
+                             "--connect-timeout", "5", "--no-workers-timeout", "5"], cwd=coordinator, env=env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: running_a_cell([worker.pid])), "no worker was seen running a cell"
-        victims = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+        # The `dask worker` processes (the command and the worker it started), not the cell's: the kernel tells
+        # each step's guard (PR_SET_PDEATHSIG), which stops the rest of the cell and removes its clone.
+        top = psutil.Process(worker.pid)
+        victims = [top, *(p for p in top.children() if "prctl" not in " ".join(p.cmdline()))]
         if lost == "scheduler":
             victims = [psutil.Process(scheduler.pid)]
         for victim in victims:
@@ -220,7 +274,10 @@ def test_losing_every_worker_or_the_scheduler_ends_the_sweep_in_bounded_time(coo
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     expected = "no Dask worker for 5 s" if lost == "workers" else "lost the Dask scheduler"
     assert len(errors) == 1 and expected in errors[0] and "not run: cell-s5-d2" in errors[0], stderr
-    assert "Traceback" not in stderr
+    assert stderr.strip() == errors[0], stderr  # Dask's own "Failed to reconnect" lines stay quiet
+    if lost == "workers":  # and the killed worker's clone went with it, without waiting for another cell
+        left = lambda: list(Path(tempfile.gettempdir()).glob("ae-cell-cell-s5-d2-*"))  # noqa: E731
+        assert wait_for(lambda: not left() or None, 120), [(p, sorted(x.name for x in p.iterdir())) for p in left()]
     if lost == "workers":  # the cell's processes went with their worker (each step's guard saw to it)
         def cell_processes():
             return [p for p in psutil.process_iter(["cmdline"]) if "cell-s5-d2" in " ".join(p.info["cmdline"] or [])]
@@ -229,11 +286,65 @@ def test_losing_every_worker_or_the_scheduler_ends_the_sweep_in_bounded_time(coo
     assert remote_refs(coordinator, "refs/sweeps/*") == []
 
 
+def throwaway_credentials(folder: Path) -> dict:
+    """A CA and one certificate it signed (for 127.0.0.1 and localhost), made with openssl as docs/machines.md
+    shows: the scheduler, the worker and the sweep all use them."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        run(["openssl", *args], folder, check=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ae-sweep test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ae-sweep", "-keyout", "node.key",
+            "-out", "node.csr")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days",
+            "2", "-extfile", "san.cnf", "-out", "node.pem")
+    return {"ca": str(folder / "ca.pem"), "cert": str(folder / "node.pem"), "key": str(folder / "node.key")}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make throwaway certificates")
+def test_a_cell_runs_over_tls_with_a_real_scheduler_and_worker(coordinator, tmp_path):
+    """`dask scheduler` and `dask worker` as a user starts them over TLS (docs/machines.md), the sweep with the
+    credentials from its flags; then dask's own config (environment variables) instead of the flags."""
+    from tests.stagerun import set_params
+
+    tls = throwaway_credentials(tmp_path / "tls")
+    flags = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
+    port = free_port()
+    address = f"tls://127.0.0.1:{port}"
+    scheduler = dask("dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--protocol", "tls",
+                     "--no-dashboard", *flags)
+    worker = dask("dask_worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard", *flags)
+    set_params(coordinator, {"sweep": {"seeds": [7], "latent_dims": [2]}})  # a cell not run yet
+    try:
+        proc = sweep(coordinator, address, *flags, "--connect-timeout", "30", timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "1 to run" in proc.stdout and f"on the Dask cluster at {address}" in proc.stdout
+        assert "cell seed 7, latent 2 done on" in proc.stdout
+        # The same credentials from dask's config: nothing left to run, but the scheduler is reached over TLS.
+        config = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": tls["ca"],
+                  "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": tls["cert"],
+                  "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": tls["key"]}
+        again = sweep(coordinator, address, "--connect-timeout", "30", environment=config, timeout=300)
+        assert again.returncode == 0 and "1 finished, 0 to run" in again.stdout, again.stderr[-2000:]
+        # A plain client is not let in.
+        plain = sweep(coordinator, f"tcp://127.0.0.1:{port}", "--connect-timeout", "3", timeout=120)
+        assert plain.returncode == 1 and "no Dask scheduler answered" in plain.stderr, plain.stderr
+    finally:
+        for process in (worker, scheduler):
+            process.kill()
+        run(["git", "checkout", "params.yaml"], coordinator, check=True)
+    shown = run(["dvc", "exp", "show", "--json"], coordinator, check=True).stdout
+    assert "cell-s7-d2-" in shown
+
+
 def test_a_failing_cell_is_one_line_and_keeps_its_log(coordinator):
     from tools.cells import cell_name, run_cell
     from tools.cluster import cluster_plan, remove_sweep_ref
 
-    plan = inside(coordinator, cluster_plan, "origin")
+    plan = inside(coordinator, cluster_plan, "origin")  # the remote named, as --git-remote names it
     try:
         outcome = run_cell({**plan, "seed": -1, "latent_dim": 2, "threads": 1, "name": cell_name(-1, 2, "bad")})
     finally:
@@ -250,6 +361,10 @@ def test_the_slurm_job_script_renders_without_a_scheduler(coordinator):
     assert "distributed.cli.dask_worker" in script and "--nworkers 8" in script
     assert script.count("--nthreads") == 1 and "--nthreads 1" in script
     assert "port" not in proc.stderr.lower(), proc.stderr  # no scheduler was started to render it
+    # Over TLS, with this run's credentials; no worker dashboard (nothing listens that nobody asked for).
+    assert "tls://SCHEDULER:8786" in script and "--protocol tls://" in script and "tcp://" not in script
+    assert "--tls-ca-file" in script and "--tls-cert" in script and "--tls-key" in script
+    assert "--no-dashboard" in script and ":8787" not in script
     for bad in (["--cores", "0"], ["--adapt-max", "x"], ["--bogus"]):
         line = run([sys.executable, "-m", "tools.cluster", "slurm", *bad], coordinator).stderr.strip()
         assert line.startswith("error: ") and "\n" not in line

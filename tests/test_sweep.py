@@ -68,8 +68,55 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def listening_beyond_loopback(pid: int) -> list:
+    """The listening sockets of process `pid` and its children that accept more than loopback."""
+    import ipaddress
+
+    found = []
+    try:
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return found
+    for process in family:
+        try:
+            sockets = process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        found += [(process.pid, c.laddr) for c in sockets
+                  if c.status == psutil.CONN_LISTEN and not ipaddress.ip_address(c.laddr.ip).is_loopback]
+    return found
+
+
 def test_the_grid_runs_here_reports_both_noises_and_reruns_nothing(repo):
-    first = sweep(repo, 900)
+    # While it runs, nothing the sweep starts (Dask's scheduler, worker, their HTTP servers) listens beyond
+    # loopback: whoever reaches a Dask scheduler runs code as this user.
+    proc = subprocess.Popen([sys.executable, "-m", "tools.sweep"], cwd=repo, env=sweep_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, exposed = [], []
+
+    def watch():
+        import time
+
+        while proc.poll() is None:
+            family = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))] \
+                if psutil.pid_exists(proc.pid) else []
+            for pid in family:
+                try:
+                    seen.extend(c for c in psutil.Process(pid).net_connections(kind="inet")
+                                if c.status == psutil.CONN_LISTEN)
+                except psutil.Error:
+                    pass
+            exposed.extend(listening_beyond_loopback(proc.pid))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    stdout, stderr = proc.communicate(timeout=900)
+    watcher.join(timeout=10)
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    first = subprocess.CompletedProcess(proc.args, 0, stdout, stderr)
+    assert seen, "the watcher saw no listening socket at all: it cannot have looked"
+    assert exposed == [], exposed
     assert "2 cells (seeds x latent sizes); 0 finished, 2 to run" in first.stdout
     assert "2 cell(s) to run on this machine, 2 cell(s) at a time, 1 torch thread(s) each" in first.stdout
     assert first.stdout.count("done on") == 2 and "WARNING" not in first.stdout + first.stderr

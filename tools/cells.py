@@ -42,30 +42,57 @@ STOP_GRACE_SECONDS = 3
 
 # The guard: a python -c program between the worker and each step. It asks the kernel for
 # SIGTERM when the thread that started it dies, starts the step in a session of its own,
-# and on SIGTERM, SIGINT or SIGHUP stops the step's whole process group (TERM, then KILL).
+# and on SIGTERM, SIGINT or SIGHUP stops the step's whole process group (TERM, then KILL);
+# when its worker is gone (killed with or without the step), it also removes the cell's
+# clone (argv[3]), which nobody else would remove before the next cell on this host.
 GUARD = r"""
-import ctypes, os, signal, subprocess, sys, time
-parent = int(sys.argv[1])
+import ctypes, os, shutil, signal, subprocess, sys, time
+parent, child = int(sys.argv[1]), None
+def reaped():  # in a signal handler Popen.poll() cannot take the lock the interrupted wait() holds
+    try:
+        return os.waitpid(child.pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True
+def group_alive():
+    try:
+        os.killpg(child.pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+def orphaned():
+    if os.getppid() == parent:
+        return False
+    deadline = time.time() + float(sys.argv[2])
+    while child is not None and group_alive() and time.time() < deadline:  # nothing may write there any more
+        time.sleep(0.1)
+    for _ in range(10):
+        shutil.rmtree(sys.argv[3], ignore_errors=True)
+        if not os.path.exists(sys.argv[3]):
+            break
+        time.sleep(0.2)
+    return True
+def stop(signum, frame):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if child is None or not group_alive():
+            break
+        os.killpg(child.pid, sig)
+        deadline = time.time() + float(sys.argv[2])
+        while time.time() < deadline and (not reaped() or group_alive()):
+            time.sleep(0.1)
+    orphaned()
+    os._exit(128 + signum)
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, stop)
 try:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 except (OSError, AttributeError):
     pass
-if os.getppid() != parent:
+if orphaned():
     sys.exit(143)
-child = subprocess.Popen(sys.argv[3:], start_new_session=True)
-def stop(signum, frame):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.time() + float(sys.argv[2])
-        while time.time() < deadline and child.poll() is None:
-            time.sleep(0.1)
-    os._exit(128 + signum)
-for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(sig, stop)
-sys.exit(child.wait())
+child = subprocess.Popen(sys.argv[4:], start_new_session=True)
+code = child.wait()
+orphaned()
+sys.exit(code)
 """
 
 
@@ -129,13 +156,14 @@ def _cancel_event(name: str | None):
         return None
 
 
-def _step(args: list, cwd: Path, env: dict, log, cancel, stdin_path: Path | None = None) -> int:
+def _step(args: list, cwd: Path, work: Path, env: dict, log, cancel, stdin_path: Path | None = None) -> int:
     """Run one step under the guard, its output appended to `log`; its exit status. Raises Cancelled."""
     log.write(f"$ {' '.join(map(str, args))}\n".encode())
     log.flush()
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
-        guard = subprocess.Popen([sys.executable, "-c", GUARD, str(os.getpid()), str(STOP_GRACE_SECONDS), *args],
+        guard = subprocess.Popen([sys.executable, "-c", GUARD, str(os.getpid()), str(STOP_GRACE_SECONDS), str(work),
+                                  *args],
                                  cwd=cwd, env=env, stdin=stdin, stdout=log, stderr=subprocess.STDOUT)
     finally:
         if stdin_path:
@@ -201,7 +229,7 @@ def run_cell(spec: dict) -> dict:
         with open(log_path, "ab") as log:
             for args, may_fail in _steps(spec, repo):
                 stdin = patch if args[:2] == ["git", "apply"] else None
-                status = _step(args, work if args[1] == "clone" else repo, env, log, cancel, stdin)
+                status = _step(args, work if args[1] == "clone" else repo, work, env, log, cancel, stdin)
                 if status and not may_fail:
                     text = _tail(log_path)
                     return {**outcome, "error": error_line(text), "log": text,

@@ -1,8 +1,13 @@
 """Where the sweep's cells run: this machine, or a Dask cluster; and starting Dask workers on SLURM.
 
     python -m tools.sweep [--jobs N]                                       # this machine
-    python -m tools.sweep --scheduler tcp://host:8786 [--git-remote origin]  # a Dask cluster
+    python -m tools.sweep --scheduler tls://host:8786 --git-remote NAME    # a Dask cluster, over TLS
     python -m tools.cluster slurm --workers 4 --cores 8 --memory 16GB [--adapt-max 16] [--print-job-script]
+
+Whoever reaches a Dask scheduler runs code as the user of every worker: a cluster sweep
+speaks TLS (tools/dispatch.py refuses plain tcp:// beyond this machine unless told
+otherwise), SLURM workers are started over TLS with credentials made for the run, and
+nothing listens beyond loopback that the user did not ask for (docs/machines.md).
 
 Either way each cell runs `tools.cells.run_cell` on a Dask worker, in a temporary
 clone of the commit being swept (refs/sweeps/<commit>, removed when the sweep ends)
@@ -12,9 +17,11 @@ experiment (tools/dispatch.py runs them). What differs is what the clones share:
 - this machine (`local_plan`): the clone is made from this repository and shares
   its DVC cache (`dvc cache dir --local`), so outputs and the run-cache need no
   copying; the experiment is pushed back into this repository's refs/exps.
-- a cluster (`cluster_plan`): the clone is made from the git remote, and outputs
-  travel through the default DVC remote. The scheduler is reached before anything
-  is pushed; then the commit goes to the git remote, the stages every cell
+- a cluster (`cluster_plan`): the clone is made from the git remote the user names
+  (`--git-remote`, never a default: in a fresh clone `origin` is the upstream), and
+  outputs travel through the default DVC remote. The scheduler is reached before
+  anything is pushed; then the commit goes to the git remote (the first push, so a
+  remote that is missing, unreachable or read-only is one line before any cell), the stages every cell
   shares (SHARED_STAGES) and the run-cache to the DVC remote (`make share`), and each cell publishes with
   `dvc exp push` and `make share`; the coordinator pulls the cells' refs at the end.
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,10 +107,45 @@ def dvc_remote_url() -> str:
 
 
 def git_remote_url(git_remote: str) -> str:
-    url = git("remote", "get-url", git_remote).strip()
+    url = git("remote", "get-url", git_remote, check=False).strip()
+    if not url:
+        raise PipelineError(f"--git-remote {git_remote}: no such git remote in this clone (git remote -v lists "
+                            f"them; add one you own: git remote add sweeps <url>)")
     if "://" not in url and ":" not in url.split("/")[0] and not os.path.isabs(url):
         url = str(Path(url).resolve())
     return url
+
+
+GIT_CHECK_SECONDS = 60
+
+
+def _git_quietly(*args: str) -> subprocess.CompletedProcess:
+    """git without prompts (a missing credential fails, never waits at a terminal), bounded in time."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": os.environ.get(
+        "GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20")}
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, env=env, timeout=GIT_CHECK_SECONDS)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 1, "", f"no answer within {GIT_CHECK_SECONDS} s")
+
+
+def check_git_remote(git_remote: str) -> str:
+    """The git remote's URL, once it answers; one line naming it if it is missing or unreachable."""
+    url = git_remote_url(git_remote)
+    proc = _git_quietly("ls-remote", "--heads", git_remote)
+    if proc.returncode:
+        reason = " ".join(proc.stderr.split())[-200:] or f"exit {proc.returncode}"
+        raise PipelineError(f"--git-remote {git_remote} ({url}): not reachable ({reason}); nothing was pushed")
+    return url
+
+
+def publish_commit(git_remote: str, url: str, commit: str) -> None:
+    """The commit being swept, as refs/sweeps/<commit> on the git remote: the sweep's first push, so a remote
+    this user cannot write to is one line before anything else is pushed or run."""
+    proc = _git_quietly("push", "--quiet", "--force", git_remote, f"{commit}:{SWEEP_REFS}/{commit}")
+    if proc.returncode:
+        reason = " ".join(proc.stderr.split())[-200:] or f"exit {proc.returncode}"
+        raise PipelineError(f"--git-remote {git_remote} ({url}): cannot push to it ({reason}); nothing was pushed")
 
 
 def cluster_plan(git_remote: str) -> dict:
@@ -112,10 +155,10 @@ def cluster_plan(git_remote: str) -> dict:
     from tools.share import main as share
 
     commit, patch = git("rev-parse", "HEAD").strip(), workspace_changes()
-    git_url, dvc_url = git_remote_url(git_remote), dvc_remote_url()
+    git_url, dvc_url = check_git_remote(git_remote), dvc_remote_url()
+    publish_commit(git_remote, git_url, commit)
     run_shared_stages("--pull")
     share([])  # the workspace's outputs, the run-cache and the runs' outputs, as `make share`
-    git("push", "--quiet", "--force", git_remote, f"{commit}:{SWEEP_REFS}/{commit}")
     return {"commit": commit, "patch": patch, "code_key": code_key(commit, patch), "git_url": git_url,
             "dvc_url": dvc_url}
 
@@ -136,23 +179,70 @@ def pull_experiments(git_remote: str, names: list) -> None:
 
 
 # --------------------------------------------------------------------------- starting workers on SLURM
+# Workers start no dashboard; the scheduler's listens on loopback (reach it with ssh -L 8787:localhost:8787).
+WORKER_ARGS = ["--no-dashboard"]
+SCHEDULER_DASHBOARD = "127.0.0.1:8787"
+
+
+def slurm_security(args):
+    """TLS credentials for the scheduler and the workers: the user's PEM files, or (by default) a throwaway CA
+    and certificate made for this run, the workers' copies written 0600 under --shared-temp-dir."""
+    from distributed.security import Security
+
+    given = [args.tls_ca_file, args.tls_cert, args.tls_key]
+    if any(given) and not all(given):
+        raise PipelineError("--tls-ca-file, --tls-cert and --tls-key go together (or none: credentials made for "
+                            "this run)")
+    for flag, path in zip(("--tls-ca-file", "--tls-cert", "--tls-key"), given):
+        if path and not os.access(path, os.R_OK):
+            raise PipelineError(f"{flag} {path}: no such readable file (a PEM file expected)")
+    if all(given):
+        return Security(tls_ca_file=args.tls_ca_file, tls_client_cert=args.tls_cert, tls_client_key=args.tls_key,
+                        tls_scheduler_cert=args.tls_cert, tls_scheduler_key=args.tls_key,
+                        tls_worker_cert=args.tls_cert, tls_worker_key=args.tls_key, require_encryption=True)
+    return Security.temporary()
+
+
 def slurm_cluster(args):
     from dask_jobqueue import SLURMCluster
 
     # One single-threaded worker process per core; dask-jobqueue adds --nthreads itself from cores/processes.
     return SLURMCluster(cores=args.cores, processes=args.cores, memory=args.memory, walltime=args.walltime,
                         queue=args.queue, python=str(Path(sys.executable)), job_name="ae-sweep",
-                        scheduler_options={"dashboard_address": ":8787"})
+                        security=slurm_security(args), protocol="tls://",
+                        shared_temp_directory=args.shared_temp_dir, worker_extra_args=WORKER_ARGS,
+                        scheduler_options={"dashboard_address": SCHEDULER_DASHBOARD})
 
 
 def job_script(args) -> str:
-    """The SLURM job script, rendered without starting a scheduler (its address is a placeholder)."""
+    """The SLURM job script, rendered without starting a scheduler (its address and, unless given, the
+    credentials' paths are placeholders: the real run writes them under --shared-temp-dir)."""
     from dask_jobqueue.slurm import SLURMJob
+    from distributed.security import Security
 
-    job = SLURMJob(scheduler="tcp://SCHEDULER:8786", name="ae-sweep", job_name="ae-sweep", cores=args.cores,
+    slurm_security(args)  # the same checks as a real start
+    folder = args.shared_temp_dir
+    security = Security(tls_ca_file=args.tls_ca_file or f"{folder}/.dask-jobqueue.worker.ca_file.XXXX",
+                        tls_worker_cert=args.tls_cert or f"{folder}/.dask-jobqueue.worker.cert.XXXX",
+                        tls_worker_key=args.tls_key or f"{folder}/.dask-jobqueue.worker.key.XXXX",
+                        require_encryption=True)
+    job = SLURMJob(scheduler="tls://SCHEDULER:8786", name="ae-sweep", job_name="ae-sweep", cores=args.cores,
                    processes=args.cores, memory=args.memory, walltime=args.walltime, queue=args.queue,
-                   python=str(Path(sys.executable)))
+                   python=str(Path(sys.executable)), protocol="tls://", security=security,
+                   worker_extra_args=WORKER_ARGS)
     return job.job_script()
+
+
+def sweep_tls_flags(cluster, args) -> str:
+    """The sweep's TLS flags for this cluster: the user's files, or the copies of this run's credentials that
+    dask-jobqueue wrote for the workers (one certificate serves every role)."""
+    if args.tls_ca_file:
+        return f"--tls-ca-file {args.tls_ca_file} --tls-cert {args.tls_cert} --tls-key {args.tls_key}"
+    worker = getattr(cluster, "_job_kwargs", {}).get("security")
+    paths = [getattr(worker, name, None) for name in ("tls_ca_file", "tls_worker_cert", "tls_worker_key")]
+    if not all(isinstance(path, str) and os.path.isfile(path) for path in paths):
+        return "--tls-ca-file CA --tls-cert CERT --tls-key KEY"
+    return "--tls-ca-file {} --tls-cert {} --tls-key {}".format(*paths)
 
 
 def main(argv: list[str]) -> None:
@@ -168,6 +258,12 @@ def main(argv: list[str]) -> None:
     slurm.add_argument("--walltime", default="04:00:00")
     slurm.add_argument("--queue", help="SLURM partition")
     slurm.add_argument("--print-job-script", action="store_true", help="print the job script, start nothing")
+    slurm.add_argument("--tls-ca-file", help="CA certificate (PEM) instead of credentials made for this run")
+    slurm.add_argument("--tls-cert", help="certificate (PEM) of the scheduler, the workers and the sweep")
+    slurm.add_argument("--tls-key", help="its private key (PEM)")
+    slurm.add_argument("--shared-temp-dir", default=os.path.expanduser("~"),
+                       help="a folder every node reads, for the workers' copies of the run's credentials "
+                            "(0600; default: your home)")
     args = parser.parse_args(argv)
     if args.print_job_script:
         print(job_script(args))
@@ -177,8 +273,10 @@ def main(argv: list[str]) -> None:
         cluster.adapt(minimum_jobs=args.workers, maximum_jobs=max(args.workers, args.adapt_max))
     else:
         cluster.scale(jobs=args.workers)
-    print(f"scheduler: {cluster.scheduler_address}; run: python -m tools.sweep --scheduler "
-          f"{cluster.scheduler_address}  (Ctrl-C here stops the workers)", flush=True)
+    print(f"scheduler: {cluster.scheduler_address} (TLS); dashboard on this machine only: "
+          f"http://{SCHEDULER_DASHBOARD}/status; Ctrl-C here stops the workers", flush=True)
+    print(f"run the sweep: python -m tools.sweep --scheduler {cluster.scheduler_address} --git-remote NAME "
+          f"{sweep_tls_flags(cluster, args)}", flush=True)
     try:
         while True:
             time.sleep(3600)

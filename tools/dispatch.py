@@ -27,15 +27,25 @@ from dataclasses import dataclass, field
 from stages.common.errors import PipelineError
 
 SCHEMES = ("tcp", "tls", "ws", "wss")
+ENCRYPTED = ("tls", "wss")
 POLL_SECONDS = 2
+# Dask's own config keys for the client's credentials: what `--scheduler tls://…` uses when no flag is given.
+TLS_CONFIG = {"ca_file": "distributed.comm.tls.ca-file", "cert": "distributed.comm.tls.client.cert",
+              "key": "distributed.comm.tls.client.key"}
+TLS_FLAGS = {"ca_file": "--tls-ca-file", "cert": "--tls-cert", "key": "--tls-key"}
+EXPECTED = "tls://host:port (or tcp://127.0.0.1:port on this machine)"
 
 
 def quiet_dask() -> None:
-    """Dask logs to stderr what it does about lost workers and schedulers; the sweep says it in one line."""
+    """Dask logs to stderr what it does about lost workers and schedulers; the sweep says it in one line.
+    Its own logging config gives some loggers (distributed.client) levels of their own, so every one is set."""
     import logging
 
-    for name in ("distributed", "dask"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    import distributed.client  # noqa: F401 - creates the loggers whose levels are set below
+
+    for name in [*logging.root.manager.loggerDict, "distributed", "dask"]:
+        if name.split(".")[0] in ("distributed", "dask"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def usable_cores() -> int:
@@ -46,43 +56,89 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_address(address: str) -> str:
-    """A scheduler address as Dask takes it (tcp://host:port); PipelineError with one line otherwise."""
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is on this machine only (127.0.0.0/8, ::1)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def check_address(address: str, plain_tcp: bool = False) -> str:
+    """A scheduler address as Dask takes it; PipelineError with one line otherwise.
+
+    Whoever reaches a Dask scheduler runs code as the user of every worker, so an unencrypted
+    address (tcp://, ws://) must be on this machine unless `plain_tcp` says the user means it."""
     from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
         scheme, location = parse_address(address, strict=True)
         host, port = parse_host_port(location)
     except (ValueError, TypeError):
-        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://host:port") \
+        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected {EXPECTED}") \
             from None
     if scheme not in SCHEMES or not host or not port or not 0 < int(port) < 65536:
-        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://host:port "
+        raise PipelineError(f"--scheduler {address!r}: not a Dask scheduler address; expected {EXPECTED} "
                             f"(scheme one of {', '.join(SCHEMES)})")
+    if scheme not in ENCRYPTED and not plain_tcp and not is_loopback(host):
+        raise PipelineError(f"--scheduler {address}: unencrypted, and not on this machine: whoever reaches a Dask "
+                            f"scheduler runs code as you on every worker; use tls:// (docs/machines.md), or "
+                            f"--allow-plain-tcp on a network only you can reach")
     return address
 
 
-def connect(address: str, connect_timeout: float):
+def tls_security(address: str, ca_file: str | None = None, cert: str | None = None, key: str | None = None):
+    """The client's distributed.security.Security for a tls:// or wss:// address (None for another): from the
+    flags where given, else from dask's config; one line naming what is missing or unreadable."""
+    import dask
+    from distributed.security import Security
+
+    if address.split("://")[0] not in ENCRYPTED:
+        return None
+    given = {"ca_file": ca_file, "cert": cert, "key": key}
+    found = {name: value or dask.config.get(TLS_CONFIG[name], None) for name, value in given.items()}
+    missing = [name for name in ("ca_file", "cert") if not found[name]]
+    if missing:
+        raise PipelineError(f"--scheduler {address}: no TLS credentials: " + ", ".join(
+            f"{TLS_FLAGS[name]} (or dask config {TLS_CONFIG[name]})" for name in missing)
+            + " missing; docs/machines.md shows how to make them")
+    for name, path in found.items():
+        if path and not os.access(path, os.R_OK):
+            raise PipelineError(f"{TLS_FLAGS[name]} {path}: no such readable file (a PEM file expected)")
+    return Security(tls_ca_file=found["ca_file"], tls_client_cert=found["cert"], tls_client_key=found["key"],
+                    require_encryption=True)
+
+
+def connect(address: str, connect_timeout: float, security=None):
     """A Dask client of the scheduler at `address`, reached within `connect_timeout` seconds, or one line."""
+    import ssl
+
     from distributed import Client
 
-    check_address(address)
     quiet_dask()
     try:
-        return Client(address, timeout=f"{connect_timeout}s")
-    except (OSError, TimeoutError) as err:
+        return Client(address, timeout=f"{connect_timeout}s", security=security)
+    except (OSError, TimeoutError, ssl.SSLError) as err:
         reason = " ".join(str(err).split())[:160]
         raise PipelineError(f"--scheduler {address}: no Dask scheduler answered within {connect_timeout:g} s "
-                            f"({reason}); start one (dask scheduler) or check the address") from None
+                            f"({reason}); start one (dask scheduler) or check the address and credentials") \
+            from None
 
 
 def local_client(jobs: int):
-    """An in-process Dask cluster running `jobs` cells at a time (threads: each cell is its own processes)."""
+    """An in-process Dask cluster running `jobs` cells at a time (threads: each cell is its own processes).
+
+    Its scheduler and worker talk in-process; the HTTP servers Dask starts even without a dashboard
+    listen on loopback only, on free ports."""
     from distributed import Client, LocalCluster
 
     quiet_dask()
-    # ":0": its HTTP server (which Dask starts even without a dashboard) on a free port, not 8787.
-    cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False, dashboard_address=":0")
+    cluster = LocalCluster(n_workers=1, threads_per_worker=jobs, processes=False,
+                           dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
     return Client(cluster)
 
 
@@ -157,6 +213,10 @@ def _check_cluster(client, last_seen: dict, no_workers_timeout: float, connect_t
                                 f"{_unfinished(futures, pending)}")
         return
     last_seen["scheduler"] = now
+    if workers < last_seen.get("count", workers):
+        print(f"sweep: {last_seen['count'] - workers} Dask worker(s) left; the cells they ran start again on "
+              f"the others ({workers} now)", flush=True)
+    last_seen["count"] = workers
     if workers:
         last_seen["workers"] = now
     elif now - last_seen["workers"] > no_workers_timeout:
