@@ -2,9 +2,11 @@
 experiments (the real ones: tests/test_sweep.py, tests/test_cluster.py)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from stages.common.evaluation import grid
+from stages.common.evaluation import grid, grid_report
 from stages.common.evaluation.grid_report import markdown
 from tools.experiments import Experiment
 from tools.exps import INVALID, table
@@ -60,10 +62,12 @@ def grid_rows() -> list[dict]:
 def test_the_grid_report_names_its_noises_its_family_and_what_is_not_separated():
     rows = grid_rows()
     summary, comparisons = grid.aggregate(rows, 0.95), grid.compare(rows, 0.95, 0.05)
+    statistics = SimpleNamespace(confidence=0.95, alpha=0.05)
     page = markdown(summary, comparisons, grid.ranks(rows, comparisons), ["conv", "vae", "pca"], "grid",
-                    {"wall_seconds": 12.0, "cells": 3, "where": "this machine (2 cell(s) at a time)"}, 0.95, 0.05,
+                    {"wall_seconds": 12.0, "cells": 3, "where": "this machine (2 cell(s) at a time)"}, statistics,
                     excluded=["cell-x: metrics/svm_conv.json has accuracy = nan; expected a number from 0 to 1"],
-                    failed=[{"seed": 4, "latent_dim": 8, "name": "cell-s4", "error": "error: a | b <script>"}])
+                    failed=[{"seed": 4, "latent_dim": 8, "name": "cell-s4", "error": "error: a | b <script>"}],
+                    command="python -m tools.sweep --out 'a b'")
     assert "Wall time of the sweep run that computed 3 of these cells: 12 s on this machine" in page
     assert "| 4 | 8 | error: a \\| b &lt;script&gt; | logs/cell-s4.log |" in page
     assert "## Excluded cells" in page and "accuracy = nan" in page
@@ -74,6 +78,41 @@ def test_the_grid_report_names_its_noises_its_family_and_what_is_not_separated()
     assert "indistinguishable" not in page
     assert "| 8 | Convolutional AE | PCA (baseline) |" in page and "3 of 3 (1.00 [0.29, 1.00])" in page
     assert "SVM accuracy %" in page and "0.95" not in page.split("## SVM accuracy")[1].split("##")[0]
+    assert "## How this was made" in page and "`python -m tools.sweep --out 'a b'`" in page
+    assert "## Which latent size" not in page  # one latent size: nothing to choose
+
+
+def test_the_grid_report_says_which_latent_size_suffices_and_draws_bands():
+    from stages.common.settings import StatisticsSettings
+    from tools.sweep import equivalence_margins
+
+    rows = []
+    for row in grid_rows():
+        rows.append(row)
+        per_image = dict(row["per_image"])
+        if row["name"] == "conv":  # at size 32: the same outcomes as at 8 (a size that suffices)
+            rows.append({**row, "latent_dim": 32, "per_image": per_image})
+        if row["name"] == "vae":  # at size 32 far better: size 8 does not suffice
+            rows.append({**row, "latent_dim": 32, "trustworthiness": 0.99,
+                         "per_image": {**per_image, "accuracy": np.ones(2000, dtype=bool),
+                                       "test_mse": per_image["test_mse"] / 4}})
+    statistics = StatisticsSettings(confidence=0.95, alpha=0.05, margin_accuracy_points=0.5, margin_mse_percent=5,
+                                    margin_trustworthiness=0.005)
+    sizes = grid.latent_sizes(rows, 0.95, 0.05, equivalence_margins(statistics))
+    accuracy = {(r["name"], r["latent_dim"]): r for r in sizes if r["metric"] == "accuracy"}
+    assert accuracy[("conv", 8)]["equivalent"] and accuracy[("conv", 8)]["smallest_sufficient"] == 8
+    assert not accuracy[("vae", 8)]["equivalent"] and accuracy[("vae", 8)]["smallest_sufficient"] == 32
+    assert accuracy[("vae", 8)]["best_dim"] == 32 and accuracy[("vae", 8)]["mean_diff"] < 0
+    summary, comparisons = grid.aggregate(rows, 0.95), grid.compare(rows, 0.95, 0.05)
+    page = markdown(summary, comparisons, grid.ranks(rows, comparisons), ["conv", "vae", "pca"], "grid", None,
+                    statistics, sizes=sizes)
+    section = page.split("## Which latent size each feature space needs")[1]
+    assert "| Convolutional AE | 8 (best 8) | 8 (best 8) | 8 (best 8) | 8 (best 8) |" in section  # ties: the smaller
+    assert "| Variational AE | 32 (best 32) | 8 (best 8) | 32 (best 32) | 32 (best 32) |" in section
+    assert "not \"sufficient\"" in section and "≡" in section and "| ±0.50 |" in section
+    assert "| Variational AE | ±0.50 | -5.03 [-5.91, -4.16] | best |" in section
+    figure = grid_report.figure(summary, ["conv", "vae", "pca"], "grid")
+    assert all(ax.collections for ax in figure.axes[:3])  # a band (fill_between) on every panel with data
 
 
 def test_experiments_table_shows_changed_params_short_columns_and_names_invalid_values():

@@ -1,7 +1,8 @@
 """`make sweep`: the seeds x latent-size grid as DVC experiments, then a report a reviewer can read.
 
     python -m tools.sweep [--jobs N] [--report-only]
-    python -m tools.sweep --scheduler tcp://host:8786 [--git-remote origin] [--no-workers-timeout 120]
+    python -m tools.sweep --scheduler tls://host:8786 --git-remote NAME [--tls-ca-file CA --tls-cert CERT
+                          --tls-key KEY] [--no-workers-timeout 120]
 
 Runs every cell of sweep.seeds x sweep.latent_dims that has no finished experiment
 yet, each an ordinary `dvc exp run -S seed=S -S train.latent_dim=D -S
@@ -25,6 +26,7 @@ docs or tools loses none, and adding a seed runs only that seed's cells.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,7 +38,7 @@ from stages.common.outputs.atomic import OutputSet, atomic_path
 from stages.common.outputs.read import check_numbers, read_json
 from stages.common.settings import PARAMS_FILE, load_yaml, read
 from tools.cli import parser_for, positive_int, positive_seconds
-from tools.dispatch import check_address, usable_cores
+from tools.dispatch import check_address, tls_security, usable_cores
 from tools.experiments import (
     Blobs,
     OutcomeReader,
@@ -53,9 +55,14 @@ from tools.experiments import (
 
 OUT = Path("plots/sweep")
 LOGS = OUT / "logs"
-TIMING = OUT / "timing.json"
-OUTPUT_FILES = ("report.md", "runs.csv", "results.csv", "comparisons.csv", "latent_size.png", "timing.json")
+OUTPUT_FILES = ("report.md", "runs.csv", "results.csv", "comparisons.csv", "latent_sizes.csv", "latent_size.png",
+                "timing.json", "params.yaml")
 PARAMS = ("archs", "data.dataset", "train.epochs", "sweep", "statistics")
+# Feature spaces that do not change with the latent size: no latent size to choose.
+FIXED_SIZE = ("pixels",)
+LATENT_SIZE_COLUMNS = ["name", "metric", "latent_dim", "best_dim", "seeds", "images", "mean", "mean_diff", "ci_low",
+                       "ci_high", "margin", "p_equivalence", "p_equivalence_holm", "equivalent",
+                       "smallest_sufficient"]
 # Keys a cell's results do not depend on, left out when matching an experiment to this sweep.
 NOT_CELL = ("seed", "train.latent_dim")
 NOT_CELL_SECTIONS = ("sweep.", "statistics.")
@@ -97,8 +104,9 @@ def find_cells(archs: list, settings: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- running the missing ones
-def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
-    """Run the cells `todo` here or on the cluster; (timing, failed outcomes). Logs in plots/sweep/logs/."""
+def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict, list]:
+    """Run the cells `todo` here or on the cluster (`client`, None: here); (timing, failed outcomes).
+    Logs in plots/sweep/logs/."""
     import cloudpickle
 
     import tools.cells
@@ -113,8 +121,8 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
     def task(spec: dict) -> dict:
         return run_cell(spec)
 
-    client = (dispatch.connect(args.scheduler, args.connect_timeout) if args.scheduler
-              else dispatch.local_client(jobs))
+    own_client = client is None
+    client = client or dispatch.local_client(jobs)
     plan, failed, started = None, [], time.perf_counter()
     try:
         plan = cluster.cluster_plan(args.git_remote) if args.scheduler else cluster.local_plan()
@@ -141,7 +149,8 @@ def run_missing(todo: list, threads: int, jobs: int, args) -> tuple[dict, list]:
     finally:
         if plan is not None:
             cluster.remove_sweep_ref(plan, args.git_remote if args.scheduler else None)
-        client.close()
+        if own_client:
+            client.close()
     wall = time.perf_counter() - started
     how = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
     timing = {"wall_seconds": round(wall, 1), "cells": len(todo),
@@ -216,27 +225,41 @@ def _rows_of(exp, seed: int, dim: int, archs: list, files: dict, test_labels):
     return rows, test_labels
 
 
-def last_timing() -> dict | None:
-    """The wall time the last sweep that ran cells recorded, if plots/sweep/timing.json holds one."""
-    if not TIMING.is_file():
+def last_timing(out: Path) -> dict | None:
+    """The wall time the last sweep that ran cells recorded, if <out>/timing.json holds one."""
+    path = out / "timing.json"
+    if not path.is_file():
         return None
-    timing = read_json(TIMING, "sweep")
+    timing = read_json(path, "sweep")
     if not isinstance(timing.get("where"), str) or not timing.get("cells"):
         return None
-    check_numbers(timing, TIMING, "sweep", ("wall_seconds", "cells"))
+    check_numbers(timing, path, "sweep", ("wall_seconds", "cells"))
     return timing
 
 
+def equivalence_margins(statistics) -> dict:
+    """statistics.margin_*, per metric, as the latent-size comparison takes them."""
+    from stages.common.evaluation.grid import Margin
+
+    return {"accuracy": Margin(statistics.margin_accuracy_points / 100, relative=False),
+            "test_mse": Margin(statistics.margin_mse_percent / 100, relative=True),
+            "denoise_mse": Margin(statistics.margin_mse_percent / 100, relative=True),
+            "trustworthiness": Margin(statistics.margin_trustworthiness, relative=False)}
+
+
 # --------------------------------------------------------------------------- the report
-def write_report(rows: list, params: dict, timing: dict | None, excluded: list, failed: list) -> None:
+def write_report(rows: list, params: dict, timing: dict | None, excluded: list, failed: list, out: Path,
+                 command: str) -> None:
     import pandas as pd
 
     from stages.common.evaluation import grid, grid_report
 
     statistics = params["statistics"]
-    outputs = OutputSet([OUT / name for name in OUTPUT_FILES])
+    outputs = OutputSet([out / name for name in OUTPUT_FILES])
     summary = grid.aggregate(rows, statistics.confidence)
     comparisons = grid.compare(rows, statistics.confidence, statistics.alpha)
+    sizes = grid.latent_sizes([r for r in rows if r["name"] not in FIXED_SIZE], statistics.confidence,
+                              statistics.alpha, equivalence_margins(statistics))
     rank = grid.ranks(rows, comparisons)
     names = list(dict.fromkeys(r["name"] for r in rows))
     n_seeds = len({r["seed"] for r in rows})
@@ -244,15 +267,17 @@ def write_report(rows: list, params: dict, timing: dict | None, excluded: list, 
     title = (f"Seeds x latent-size sweep on {params['data.dataset']}: {n_seeds} seed(s), "
              f"{epochs} epoch{'s' if epochs != 1 else ''} each")
     plain = [{k: v for k, v in r.items() if k != "per_image"} for r in rows]
-    outputs.text(OUT / "runs.csv", pd.DataFrame(plain).assign(
+    outputs.text(out / "runs.csv", pd.DataFrame(plain).assign(
         feature_space=[feature_label(r["name"]) for r in plain]).to_csv(index=False))
-    outputs.text(OUT / "results.csv", pd.DataFrame(summary).assign(
+    outputs.text(out / "results.csv", pd.DataFrame(summary).assign(
         feature_space=[feature_label(r["name"]) for r in summary]).to_csv(index=False))
-    outputs.text(OUT / "comparisons.csv", pd.DataFrame(comparisons).to_csv(index=False))
-    outputs.figure(OUT / "latent_size.png", grid_report.figure(summary, names, title))
-    outputs.text(OUT / "report.md", grid_report.markdown(summary, comparisons, rank, names, title, timing,
-                                                         statistics.confidence, statistics.alpha, excluded, failed))
-    outputs.json(TIMING, timing or {})
+    outputs.text(out / "comparisons.csv", pd.DataFrame(comparisons).to_csv(index=False))
+    outputs.text(out / "latent_sizes.csv", pd.DataFrame(sizes, columns=LATENT_SIZE_COLUMNS).to_csv(index=False))
+    outputs.figure(out / "latent_size.png", grid_report.figure(summary, names, title))
+    outputs.text(out / "report.md", grid_report.markdown(
+        summary, comparisons, rank, names, title, timing, statistics, excluded, failed, sizes, command))
+    outputs.json(out / "timing.json", timing or {})
+    outputs.text(out / "params.yaml", PARAMS_FILE.read_text(encoding="utf-8"))
     outputs.commit()
 
 
@@ -260,16 +285,47 @@ def main(argv: list[str]) -> None:
     parser = parser_for("python -m tools.sweep", __doc__.splitlines()[0])
     parser.add_argument("--jobs", type=positive_int("--jobs", 64), help="cells at a time here (default: sweep.jobs)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from the experiments")
+    parser.add_argument("--out", default=str(OUT), help=f"folder of the report and its tables (default {OUT}; "
+                                                        "a study's: studies/<dataset>)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="run the cells on this Dask scheduler (default: $DASK_SCHEDULER_ADDRESS; none: here)")
-    parser.add_argument("--git-remote", default="origin", help="git remote the Dask workers clone from")
+    parser.add_argument("--git-remote", help="with --scheduler: the git remote (its name in `git remote -v`) the "
+                                             "workers clone from and the cells publish to; no default")
+    parser.add_argument("--tls-ca-file", help="with a tls:// scheduler: the CA certificate (PEM; default: dask "
+                                              "config distributed.comm.tls.ca-file)")
+    parser.add_argument("--tls-cert", help="the client certificate (PEM; default: distributed.comm.tls.client.cert)")
+    parser.add_argument("--tls-key", help="its key (PEM; default: distributed.comm.tls.client.key)")
+    parser.add_argument("--allow-plain-tcp", action="store_true",
+                        help="accept an unencrypted tcp:// scheduler beyond this machine (anyone who reaches it "
+                             "runs code as you)")
     parser.add_argument("--no-workers-timeout", type=positive_seconds("--no-workers-timeout"), default=120,
                         help="end the sweep after this many seconds without a Dask worker (default 120)")
     parser.add_argument("--connect-timeout", type=positive_seconds("--connect-timeout", 600), default=10,
                         help="seconds to reach the Dask scheduler, and to wait for it if it goes (default 10)")
     args = parser.parse_args(argv)
-    if args.scheduler:
-        check_address(args.scheduler)  # a junk address is found before anything is read, run or pushed
+    security = None
+    if args.scheduler:  # a junk address, missing credentials or remote are found before anything is read or run
+        check_address(args.scheduler, args.allow_plain_tcp)
+        security = tls_security(args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key)
+        if not args.git_remote:
+            raise PipelineError("--scheduler needs --git-remote NAME: the git remote the cells are pushed to (a "
+                                "fork or a bare repository you own; never a default such as the upstream origin)")
+    elif args.git_remote or args.tls_ca_file or args.tls_cert or args.tls_key or args.allow_plain_tcp:
+        raise PipelineError("--git-remote, --tls-* and --allow-plain-tcp go with --scheduler; a sweep here pushes "
+                            "nothing and listens on loopback only")
+    client = None
+    try:
+        if args.scheduler and not args.report_only:
+            from tools import dispatch
+
+            client = dispatch.connect(args.scheduler, args.connect_timeout, security)
+        sweep_with(args, client, shlex.join(["python", "-m", "tools.sweep", *argv]))
+    finally:
+        if client is not None:
+            client.close()
+
+
+def sweep_with(args, client, command: str) -> None:
     params = read(PARAMS, catalogue=CATALOGUE)
     sweep, archs = params["sweep"], params["archs"]
     jobs = args.jobs or sweep.jobs or max(1, usable_cores() // sweep.threads)
@@ -282,7 +338,7 @@ def main(argv: list[str]) -> None:
           flush=True)
     timing, failed = None, []
     if todo and not args.report_only:
-        timing, failed = run_missing(todo, sweep.threads, jobs, args)
+        timing, failed = run_missing(todo, sweep.threads, jobs, args, client)
         found = find_cells(archs, settings)
     elif not todo:
         print("sweep: nothing to run; redrawing the report", flush=True)
@@ -295,15 +351,16 @@ def main(argv: list[str]) -> None:
                                 f"{first['error']} (log: {LOGS}/{first['name']}.log)")
         raise PipelineError("no finished sweep experiment found; run `make sweep` first"
                             + (f" ({len(excluded)} excluded: {excluded[0]})" if excluded else ""))
-    write_report(rows, params, timing or last_timing(), excluded, failed)
-    print(f"sweep: {OUT / 'report.md'}", flush=True)
+    out = Path(args.out)
+    write_report(rows, params, timing or last_timing(out), excluded, failed, out, command)
+    print(f"sweep: {out / 'report.md'}", flush=True)
     if excluded:
         print(f"sweep: {len(excluded)} problem(s) with recorded results, those cells left out: {excluded[0]}",
               file=sys.stderr, flush=True)
     if failed or excluded:
         first = failed[0] if failed else None
         raise PipelineError(f"sweep: {len(failed)} cell(s) failed, {len(excluded)} excluded, listed in "
-                            f"{OUT / 'report.md'}" + (f"; first: seed {first['seed']}, latent {first['latent_dim']}: "
+                            f"{out / 'report.md'}" + (f"; first: seed {first['seed']}, latent {first['latent_dim']}: "
                                                        f"{first['error']}" if first else ""))
 
 

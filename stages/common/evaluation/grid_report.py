@@ -8,7 +8,6 @@ is what keeps it in the group). Tables go through the single-run report's render
 """
 from __future__ import annotations
 
-from stages.common.evaluation.grid import SEED_DF_QUANTILE
 from stages.common.evaluation.metrics import BASELINES, METRIC, METRICS, feature_label
 from stages.common.evaluation.tables import escape, table
 
@@ -18,13 +17,13 @@ def method(confidence: float, alpha: float) -> str:
         f"Each cell: the mean over the seeds and the test images, with its {confidence:.0%} interval, and the "
         f"rank. Every seed is scored on the same test images, so an interval over seeds alone would leave out the "
         f"test set's own noise: the intervals of test MSE, denoise MSE and SVM accuracy count both noises (a "
-        f"crossed seeds x images random-effects variance, Student's t with Satterthwaite's degrees of freedom, "
-        f"the seed term taken at its {SEED_DF_QUANTILE:.0%} chi-square bound; bounded through the logit or the "
-        f"log), those of t-SNE trustworthiness (one number per embedding) count the seeds only. Every pair of "
+        f"crossed seeds x images random-effects variance; the interval is the generalized pivot of Weerahandi "
+        f"(1993), the seed term's chi-square with S - 1 degrees of freedom integrated exactly; bounded through the "
+        f"logit or the log), those of t-SNE trustworthiness (one number per embedding) count the seeds only. Every pair of "
         f"feature spaces at one latent size and one metric is one Holm family (baselines included), compared "
         f"paired by seed and by test image; significance level {alpha} after Holm's correction. A rank is 1 + "
         f"the number of feature spaces significantly better; those sharing a rank are not separated. "
-        f"comparisons.csv holds every pair: the difference, its interval, its degrees of freedom, p before and "
+        f"comparisons.csv holds every pair: the difference, its interval, the seeds' share of its variance, p before and "
         f"after Holm, and the wins: the share of seeds on which one beats the other on these test images, an "
         f"estimate of P(better on a new seed) with its exact (Clopper-Pearson) interval, ties counting half.")
 
@@ -92,9 +91,67 @@ def significant_table(comparisons: list[dict], metric) -> list[str]:
     return [*lines, table(header, rows), ""]
 
 
+def _difference(metric, value: float | None) -> str:
+    return "–" if value is None else f"{metric.shown(value):+.{metric.decimals}f}"
+
+
+def _margin(metric, record: dict) -> str:
+    return f"±{metric.shown(record['margin']):.{metric.decimals}f}"
+
+
+def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: float) -> list[str]:
+    """Which latent size each feature space needs: per metric, every size against that space's best."""
+    if not sizes:
+        return []
+    lines = ["## Which latent size each feature space needs", "",
+             f"Each latent size against the same feature space's best size (best mean), paired by seed and by "
+             f"test image. A size **suffices** when the difference is within the metric's margin "
+             f"(statistics.margin_*): two one-sided tests, each at half of {alpha}, Holm over the sizes of one "
+             f"feature space and metric (one family); for one size alone that is its whole interval inside the "
+             f"margin. \"Not separated\" from the best is not \"sufficient\": a wide interval is neither. Each "
+             f"cell: the difference from the best (negative: worse) [interval]; ≡ equivalent within the margin; "
+             f"best marks the best size. {seeds} seeds, {images:,} test images.", ""]
+    summary_rows = []
+    for name in names:
+        row = [feature_label(name)]
+        for metric in METRICS:
+            found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
+            row.append(f"{found[0]['smallest_sufficient']} (best {found[0]['best_dim']})" if found else "–")
+        if any(cell != "–" for cell in row[1:]):
+            summary_rows.append(row)
+    lines += [table(["feature space", *(f"{m.label}: smallest sufficient size" for m in METRICS)], summary_rows), ""]
+    for metric in METRICS:
+        found = [r for r in sizes if r["metric"] == metric.key]
+        if not found:
+            continue
+        dims = sorted({r["latent_dim"] for r in found})
+        rows = []
+        for name in names:
+            records = {r["latent_dim"]: r for r in found if r["name"] == name}
+            if not records:
+                continue
+            cells = []
+            for dim in dims:
+                r = records.get(dim)
+                if r is None:
+                    cells.append("–")
+                elif dim == r["best_dim"]:
+                    cells.append("best")
+                else:
+                    interval = ("" if r["ci_low"] is None else
+                                f" [{_difference(metric, r['ci_low'])}, {_difference(metric, r['ci_high'])}]")
+                    cells.append(f"{_difference(metric, r['mean_diff'])}{interval}{' ≡' if r['equivalent'] else ''}")
+            first = next(iter(records.values()))
+            rows.append([feature_label(name), _margin(metric, first), *cells])
+        lines += [f"### {metric.label}: each size against the best", "",
+                  table(["feature space", "margin", *(f"latent {d}" for d in dims)], rows), ""]
+    return lines
+
+
 def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: list, title: str,
-             timing: dict | None, confidence: float, alpha: float, excluded: list[str] | None = None,
-             failed: list[dict] | None = None) -> str:
+             timing: dict | None, statistics, excluded: list[str] | None = None,
+             failed: list[dict] | None = None, sizes: list[dict] | None = None, command: str = "") -> str:
+    confidence, alpha = statistics.confidence, statistics.alpha
     dims = sorted({r["latent_dim"] for r in summary})
     seeds = max((r["seeds"] for r in summary), default=0)
     images = max((r["images"] for r in summary), default=0)
@@ -120,38 +177,55 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
                   f"intervals over {noise})", "", metric_table(summary, rank, present, metric, dims), ""]
         lines += groups(rank, comparisons, metric, dims, seeds, images)
         lines += ["", *significant_table(comparisons, metric)]
+    lines += size_tables(sizes or [], names, seeds, images, alpha)
+    if command:
+        lines += ["## How this was made", "", f"`{escape(command)}`, with the params in params.yaml beside this "
+                  "report (each cell: those, its seed and latent size).", ""]
     return "\n".join(lines)
 
 
 def figure(summary: list[dict], names: list, title: str):
+    """Each metric against latent size: a line through the means and a band for each interval; the baselines
+    dashed (raw pixels, which has no latent size, one band across)."""
     from stages.common.outputs.charts import plt, series_colour
 
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4.3))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5.2 * len(METRICS), 4.6))
     dims = sorted({r["latent_dim"] for r in summary})
     baseline_style = {"pixels": ("#7f7f7f", "s"), "pca": ("#303030", "D")}
     for ax, metric in zip(axes, METRICS):
         for i, name in enumerate(names):
-            points = [r for r in summary if r["name"] == name and r["metric"] == metric.key]
+            points = sorted((r for r in summary if r["name"] == name and r["metric"] == metric.key),
+                            key=lambda r: r["latent_dim"])
             if not points:
                 continue
-            # Each series a little to the side of the true latent size, so intervals do not hide each other.
-            dodge = 2 ** (0.08 * (i - (len(names) - 1) / 2))
-            x = [r["latent_dim"] * dodge for r in points]
+            x = [r["latent_dim"] for r in points]
             y = [metric.shown(r["mean"]) for r in points]
-            low = [y_i - metric.shown(r["ci_low"]) if r["ci_low"] is not None else 0 for y_i, r in zip(y, points)]
-            high = [metric.shown(r["ci_high"]) - y_i if r["ci_high"] is not None else 0 for y_i, r in zip(y, points)]
+            low = [metric.shown(r["ci_low"]) if r["ci_low"] is not None else v for v, r in zip(y, points)]
+            high = [metric.shown(r["ci_high"]) if r["ci_high"] is not None else v for v, r in zip(y, points)]
+            if len(x) == 1:  # one latent size only: the band runs across the axis
+                x, y, low, high = [dims[0], dims[-1]], y * 2, low * 2, high * 2
             colour, marker = baseline_style.get(name, (series_colour(i), "o"))
-            ax.errorbar(x, y, yerr=[low, high], marker=marker, capsize=3, label=feature_label(name), color=colour,
-                        linestyle="--" if name in BASELINES else "-")
+            dashed = name in BASELINES
+            ax.plot(x, y, marker=None if name == "pixels" else marker, markersize=4, label=feature_label(name),
+                    color=colour, linestyle="--" if dashed else "-", linewidth=1.4)
+            ax.fill_between(x, low, high, color=colour, alpha=0.10 if dashed else 0.18, linewidth=0)
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(d) for d in dims])
         ax.minorticks_off()
         if metric.scale == "log":
             ax.set_yscale("log")
-        ax.set_xlabel("latent size (series spread sideways to stay readable)")
-        ax.set_title(f"{metric.label} ({'seeds and images' if metric.per_image else 'seeds only'})", fontsize=10)
+        ax.set_xlabel("latent size")
+        ax.set_title(f"{metric.label}, {'higher' if metric.higher_is_better else 'lower'} is better\n"
+                     f"(bands: intervals over {'seeds and test images' if metric.per_image else 'seeds only'})",
+                     fontsize=10)
         ax.grid(alpha=0.3)
-    axes[2].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # every series, also those a metric lacks (the baselines have no MSE)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

@@ -1,0 +1,152 @@
+"""The latent-size study's results in the README, written from the study's committed tables only.
+
+    python -m tools.study            # rewrite the README's study section from studies/*/
+    python -m tools.study --check    # exit 1 if the README's section and the tables differ (a test runs it)
+
+Each folder `studies/<dataset>/` holds what one `make sweep` wrote (`--out studies/<dataset>`):
+results.csv, comparisons.csv, latent_sizes.csv, report.md, latent_size.png and the
+params.yaml it ran with. The README's section between the two markers is made here
+from those files and nothing else, so every number in it is one in a committed CSV,
+and `--check` keeps the two one fact.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.common.errors import PipelineError, run_stage
+from stages.common.evaluation.metrics import METRIC, METRICS, feature_label
+from stages.common.evaluation.tables import table
+from stages.common.outputs.atomic import atomic_path
+from tools.cli import parser_for
+
+STUDIES = Path("studies")
+README = Path("README.md")
+BEGIN = "<!-- study results: made by python -m tools.study from studies/*/; do not edit by hand -->"
+END = "<!-- end of study results -->"
+TABLES = ("results.csv", "comparisons.csv", "latent_sizes.csv")
+
+
+def read_study(folder: Path) -> dict:
+    import pandas as pd
+
+    missing = [name for name in TABLES if not (folder / name).is_file()]
+    if missing:
+        raise PipelineError(f"{folder}: no {', '.join(missing)}; a study folder holds what make sweep --out wrote")
+    found = {name.removesuffix(".csv"): pd.read_csv(folder / name).to_dict("records") for name in TABLES}
+    for rows in found.values():
+        for row in rows:  # pandas reads an empty cell as NaN; the tables mean "none"
+            row.update({k: None for k, v in row.items() if isinstance(v, float) and v != v})
+    return found
+
+
+def _interval(metric, low, high) -> str:
+    return "" if low is None else f" [{metric.format(low)}, {metric.format(high)}]"
+
+
+def _signed(metric, value) -> str:
+    return f"{metric.shown(value):+.{metric.decimals}f}"
+
+
+def sufficient_table(sizes: list[dict], names: list) -> str:
+    rows = []
+    for name in names:
+        cells = []
+        for metric in METRICS:
+            found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
+            cells.append(f"{found[0]['smallest_sufficient']} (best {found[0]['best_dim']})" if found else "–")
+        if any(cell != "–" for cell in cells):
+            rows.append([feature_label(name), *cells])
+    return table(["feature space", *(m.label for m in METRICS)], rows)
+
+
+def metric_table(results: list[dict], metric, names: list, dims: list) -> str:
+    rows = []
+    for name in names:
+        found = {r["latent_dim"]: r for r in results if r["name"] == name and r["metric"] == metric.key}
+        if found:
+            rows.append([feature_label(name), *(
+                f"{metric.format(found[d]['mean'])}{_interval(metric, found[d]['ci_low'], found[d]['ci_high'])}"
+                if d in found else "–" for d in dims)])
+    return table(["feature space", *(f"latent {d}" for d in dims)], rows)
+
+
+def steady_and_flipping(comparisons: list[dict], metric, dims: list) -> tuple[list[str], list[str]]:
+    """Pairs one of which is significantly better at every latent size; pairs whose order flips between sizes."""
+    pairs: dict = {}
+    for c in comparisons:
+        if c["metric"] == metric.key:
+            pairs.setdefault((c["a"], c["b"]), {})[c["latent_dim"]] = c
+    steady, flips = [], []
+    for (a, b), by_dim in pairs.items():
+        if sorted(by_dim) != dims:
+            continue
+        winners = {dim: c["better"] for dim, c in by_dim.items() if c["significant"]}
+        if len(winners) == len(dims) and len(set(winners.values())) == 1:
+            winner = winners[dims[0]]
+            loser = b if winner == a else a
+            sign = 1 if winner == a else -1
+            spread = [sign * by_dim[d]["mean_diff"] for d in dims]
+            steady.append(f"{feature_label(winner)} better than {feature_label(loser)} at every size "
+                          f"(by {_signed(metric, min(spread))} to {_signed(metric, max(spread))})")
+        elif len(set(winners.values())) > 1:
+            order = ", ".join(f"{feature_label(w)} at {d}" for d, w in sorted(winners.items()))
+            flips.append(f"{feature_label(a)} against {feature_label(b)}: better is {order}")
+    return steady, flips
+
+
+def section(folder: Path) -> list[str]:
+    study = read_study(folder)
+    results, comparisons, sizes = study["results"], study["comparisons"], study["latent_sizes"]
+    dims = sorted({r["latent_dim"] for r in results})
+    names = list(dict.fromkeys(r["name"] for r in results))
+    seeds = max(r["seeds"] for r in results)
+    images = max(r["images"] for r in results)
+    lines = [f"### {folder.name}: {seeds} seeds, {images:,} test images, latent sizes "
+             f"{', '.join(map(str, dims))}", "",
+             f"![{folder.name}: each metric against latent size, with interval bands]({folder / 'latent_size.png'})",
+             "", "Smallest sufficient latent size (equivalent to the best size within the margin, Holm over the "
+             "sizes), and the best size:", "", sufficient_table(sizes, names), ""]
+    for metric in (METRIC["accuracy"], METRIC["test_mse"]):
+        lines += [f"{metric.label}, mean [interval over seeds and test images]:", "",
+                  metric_table(results, metric, names, dims), ""]
+        steady, flips = steady_and_flipping(comparisons, metric, dims)
+        lines += [f"- {metric.label}, holds at every size (Holm within each size): "
+                  + ("; ".join(steady) if steady else "no pair is separated at every size") + ".",
+                  f"- {metric.label}, changes with the size (separated both ways): "
+                  + ("; ".join(flips) if flips else "no ranking flips") + ".", ""]
+    lines += [f"All metrics, every comparison and the command: [{folder}/report.md]({folder / 'report.md'}).", ""]
+    return lines
+
+
+def render(studies: Path) -> str:
+    folders = sorted(p for p in studies.iterdir() if p.is_dir()) if studies.is_dir() else []
+    if not folders:
+        raise PipelineError(f"{studies}/: no study folder; run make sweep with --out {studies}/<dataset> first")
+    return "\n".join([BEGIN, "", *(line for folder in folders for line in section(folder)), END])
+
+
+def replace_section(readme: str, new: str) -> str:
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise PipelineError(f"{README}: expected the study section's two markers once each, in order")
+    return readme[:readme.index(BEGIN)] + new + readme[readme.index(END) + len(END):]
+
+
+def main(argv: list[str]) -> None:
+    parser = parser_for("python -m tools.study", __doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 where the README differs")
+    args = parser.parse_args(argv)
+    readme = README.read_text(encoding="utf-8")
+    updated = replace_section(readme, render(STUDIES))
+    if args.check:
+        if updated != readme:
+            raise PipelineError(f"{README}: its study section differs from {STUDIES}/*/; run python -m tools.study")
+        print(f"study: {README} agrees with {STUDIES}/")
+        return
+    with atomic_path(README) as temporary:
+        temporary.write_text(updated, encoding="utf-8")
+    print(f"study: {README} rewritten from {STUDIES}/")
+
+
+if __name__ == "__main__":
+    run_stage(main, "study", sys.argv[1:])
