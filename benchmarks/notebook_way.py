@@ -95,13 +95,30 @@ def flushes_denormals() -> bool:
     return bool((tiny * 1.0).item() == 0.0)
 
 
+def treats_denormal_inputs_as_zero() -> bool:
+    """Whether denormal *inputs* read as zero (the MXCSR's DAZ bit): a denormal times 1e10 is a normal number
+    unless the input was taken as 0 (flush-to-zero alone only flushes denormal results)."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    return bool((tiny * 1e10).item() == 0.0)
+
+
+# Variables of the environment that change how the math libraries under torch run (threads, kernels, allocator).
+MATH_ENV_PREFIXES = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "DNNL_", "ONEDNN_", "ATEN_", "TORCH_",
+                     "MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD")
+
+
 def process_settings() -> dict:
-    """What this process runs with, of the settings the project changes and the notebook did not."""
+    """What this process runs with, of the settings the project changes and the notebook did not: its
+    floating-point state, threads, the project's modules and the environment the math libraries read."""
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "flush_denormal": flushes_denormals(),
+        "denormals_are_zero": treats_denormal_inputs_as_zero(),
         "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "project_modules": sorted(m for m in sys.modules if m.startswith("stages.common.models.")
                                   and m.rsplit(".", 1)[1] in ("allocator", "device", "training")),
         "malloc_env": sorted(k for k in os.environ if k.startswith("MALLOC_") or k.startswith("GLIBC_TUNABLES")),
+        "math_env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(MATH_ENV_PREFIXES)},
     }

@@ -84,9 +84,10 @@ def worker_peak() -> dict:
     return {"fp32_gflops": gflops(torch.float32), "bf16_gflops": bf16}
 
 
-def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cache: str = "") -> dict:
+def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cache: str = "", seed: str = "") -> dict:
+    seed_value = int(seed) if seed else settings().seed
     if way == "notebook":
-        return notebook_train(arch, Path(data), limit, Path(cache or NOTEBOOK_CACHE))
+        return notebook_train(arch, Path(data), limit, Path(cache or NOTEBOOK_CACHE), seed_value)
     import torch
 
     from stages.common.models.allocator import keep_freed_memory_for_reuse
@@ -96,7 +97,7 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cac
     keep_freed_memory_for_reuse()  # as the train stage does, before its first tensor
     images, labels = load_train_images(Path(data), int(limit) if limit != "all" else None)
     chosen = settings()
-    seed_everything(chosen.seed)
+    seed_everything(seed_value)
     cpu = torch.device("cpu")
     model = params_model(arch)
     check_precision(precision, cpu)
@@ -104,12 +105,12 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cac
     optimizer = adam(model, chosen.lr)
     x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
     started = time.perf_counter()
-    loss, _ = train_epoch(model, optimizer, x, chosen.batch_size, torch.Generator().manual_seed(chosen.seed),
+    loss, _ = train_epoch(model, optimizer, x, chosen.batch_size, torch.Generator().manual_seed(seed_value),
                           precision)
     return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
 
 
-def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
+def notebook_train(arch: str, data: Path, limit: str, cache: Path, seed: int) -> dict:
     """One epoch as the notebook ran it, in a process with none of the project's settings."""
     import torch
 
@@ -121,7 +122,7 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path) -> dict:
     if limit != "all":  # the same balanced subset the project's way trains on
         keep = limited_train_indices(data, limit)
     chosen = settings()
-    notebook.seed_as_the_notebook(chosen.seed)
+    notebook.seed_as_the_notebook(seed)
     model = params_model(arch)
     optimizer = torch.optim.Adam(model.parameters(), lr=chosen.lr)
     loader = notebook.notebook_loader(root, dataset, keep, chosen.batch_size)
@@ -230,18 +231,44 @@ def worker_main(task: str, args: list) -> None:
 
 # ----------------------------------------------------------------------------- parent
 
+def machine_counters() -> dict:
+    """What the machine is doing now: the cores' clock (MHz, mean) and /proc/stat's CPU times (jiffies)."""
+    found = {"mhz": None, "cpu_times": None}
+    try:
+        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")]
+        found["mhz"] = sum(mhz) / len(mhz) if mhz else None
+        found["cpu_times"] = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
+
+
+def machine_during(before: dict, after: dict) -> dict:
+    """The machine over one measurement: clock at its start and end, and the shares of CPU time stolen by the
+    host (a VM's neighbours) and spent by other processes than the measured one's cores."""
+    out = {"mhz_start": before["mhz"], "mhz_end": after["mhz"]}
+    if before["cpu_times"] and after["cpu_times"]:
+        delta = [b - a for a, b in zip(before["cpu_times"], after["cpu_times"])]
+        total = sum(delta) or 1
+        out["steal_share"] = delta[7] / total    # user nice system idle iowait irq softirq steal
+        out["idle_share"] = delta[3] / total
+    return out
+
+
 def measure(task: str, *args) -> dict:
-    started = time.perf_counter()
+    started, before = time.perf_counter(), machine_counters()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "worker", task, *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = time.perf_counter() - started
+    result["machine"] = machine_during(before, machine_counters())
     return result
 
 
-def measure_literal(arch: str, data: Path, limit, cache: str) -> dict:
+def measure_literal(arch: str, data: Path, limit, cache: str, seed: int) -> dict:
     """One epoch of benchmarks/notebook_literal.py: the notebook's code, run as a script importing nothing of ours."""
     import tempfile
 
@@ -250,7 +277,7 @@ def measure_literal(arch: str, data: Path, limit, cache: str) -> dict:
     dataset = notebook.dataset_class_for(data)
     root = notebook.torchvision_root(data, dataset, Path(cache or NOTEBOOK_CACHE))
     chosen = settings()
-    args = [arch, root, dataset, limit, chosen.seed, chosen.batch_size, chosen.lr, chosen.latent_dim]
+    args = [arch, root, dataset, limit, seed, chosen.batch_size, chosen.lr, chosen.latent_dim]
     with tempfile.TemporaryDirectory() as scratch:
         if limit != "all":  # the same balanced subset the other ways train on
             import numpy as np
@@ -258,11 +285,12 @@ def measure_literal(arch: str, data: Path, limit, cache: str) -> dict:
             keep = Path(scratch) / "keep.npy"
             np.save(keep, limited_train_indices(data, limit))
             args.append(keep)
+        before = machine_counters()
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
                               capture_output=True, text=True, cwd=scratch)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "machine": machine_during(before, machine_counters())}
 
 
 def best_peak(peaks: list) -> dict:
@@ -285,50 +313,74 @@ def cpu_model() -> str:
 
 
 def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dict:
-    """One epoch per architecture, each way and precision, alternating who goes first; medians and pair ratios."""
+    """One epoch per architecture, each way and precision, alternating who goes first; medians and pair ratios.
+
+    Round r trains every way with seed args.baseline_seeds[r % len]: the notebook way (benchmarks/notebook_way.py,
+    in a worker of this benchmark) and the notebook's own code (benchmarks/notebook_literal.py, a script that
+    imports nothing of ours) are two equivalent runs of the notebook, the same loss to the last bit; the round's
+    baseline is the faster of the two, so no accident of one process makes the project look faster."""
     out = {}
     for arch in args.archs:
         flops = measure("flops", arch)["flops_per_image"]
         runs = {("literal", "fp32"): [], ("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
+        seeds = []
         for run in range(args.runs):
+            seed = args.baseline_seeds[run % len(args.baseline_seeds)]
+            seeds.append(seed)
             order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for way, precision in order:
-                result = (measure_literal(arch, data, limit, args.torchvision_cache) if way == "literal" else
-                          measure("train", way, arch, data, limit, precision, args.torchvision_cache))
+                result = (measure_literal(arch, data, limit, args.torchvision_cache, seed) if way == "literal" else
+                          measure("train", way, arch, data, limit, precision, args.torchvision_cache, seed))
                 runs[(way, precision)].append(result)
-                print(f"  {arch} {way} {precision} run {run + 1}: {result.get('seconds', result.get('error'))}",
-                      flush=True)
+                print(f"  {arch} {way} {precision} run {run + 1} (seed {seed}): "
+                      f"{result.get('seconds', result.get('error'))}", flush=True)
         peaks.append(measure("peak"))
-        entry = {"flops_per_image": flops, "n_images": median_of(runs[("notebook", "fp32")], "n_images")}
-        for (way, precision), results in runs.items():
-            seconds = median_of(results, "seconds")
-            entry[f"{way}_{precision}"] = {
-                "seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
-                "peak_rss_mb": median_of(results, "peak_rss_mb"),
-                "gflops": flops * entry["n_images"] / seconds / 1e9 if seconds else None,
-            }
-        base = entry["notebook_fp32"]["seconds_per_epoch"]
-        # The check on the baseline: the notebook's code itself, run by the same pairs.
-        checks = list(zip(runs[("notebook", "fp32")], runs[("literal", "fp32")]))
-        pairs = [n["seconds"] / lit["seconds"] for n, lit in checks if n.get("seconds") and lit.get("seconds")]
-        entry["baseline_vs_literal_paired"] = pairs
-        entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
-        literal = entry["literal_fp32"]["seconds_per_epoch"]
-        entry["baseline_vs_literal_medians"] = base / literal if base and literal else None
-        # Same weights, same batches, same arithmetic: the epoch's loss agrees to the last bit.
-        entry["baseline_same_loss_as_literal"] = bool(checks) and all(
-            n.get("loss") is not None and n.get("loss") == lit.get("loss") for n, lit in checks)
-        for precision in precisions:
-            project = entry[f"project_{precision}"]["seconds_per_epoch"]
-            entry[f"ratio_{precision}"] = project / base if project and base else None
-            # Each run's pair ran back to back, so a slow spell of the host weighs on both.
-            pairs = [p.get("seconds") / n.get("seconds") for p, n in zip(runs[("project", precision)],
-                                                                           runs[("notebook", "fp32")])
-                     if p.get("seconds") and n.get("seconds")]
-            entry[f"paired_ratios_{precision}"] = pairs
-            entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
-        out[arch] = entry
+        out[arch] = train_entry(runs, precisions, flops, seeds)
     return out
+
+
+def train_entry(runs: dict, precisions: list, flops: float, seeds: list) -> dict:
+    """Medians, the baseline (per round the faster notebook-way run), its check and the project's ratios."""
+    notebook, literal = runs[("notebook", "fp32")], runs[("literal", "fp32")]
+    entry = {"flops_per_image": flops, "n_images": median_of(notebook, "n_images"), "seeds": seeds}
+    for (way, precision), results in runs.items():
+        entry[f"{way}_{precision}"] = summary_of(results, flops, entry["n_images"])
+    # The round's baseline: the faster of two equivalent runs of the notebook.
+    baseline = [{"seconds": min(n["seconds"], lit["seconds"]),
+                 "which": "notebook way" if n["seconds"] <= lit["seconds"] else "notebook's code"}
+                if n.get("seconds") and lit.get("seconds") else {} for n, lit in zip(notebook, literal)]
+    entry["baseline_fp32"] = {**summary_of(baseline, flops, entry["n_images"]),
+                              "faster": [b.get("which") for b in baseline]}
+    entry["process"] = {"notebook way": [r.get("process") for r in notebook],
+                        "machine": {f"{way} {precision}": [r.get("machine") for r in results]
+                                    for (way, precision), results in runs.items()}}
+    # The check on the baseline: the notebook's code itself, run by the same pairs.
+    checks = list(zip(notebook, literal))
+    pairs = [n["seconds"] / lit["seconds"] for n, lit in checks if n.get("seconds") and lit.get("seconds")]
+    entry["baseline_vs_literal_paired"] = pairs
+    entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
+    way, code = entry["notebook_fp32"]["seconds_per_epoch"], entry["literal_fp32"]["seconds_per_epoch"]
+    entry["baseline_vs_literal_medians"] = way / code if way and code else None
+    # Same weights, same batches, same arithmetic: the epoch's loss agrees to the last bit.
+    entry["baseline_same_loss_as_literal"] = bool(checks) and all(
+        n.get("loss") is not None and n.get("loss") == lit.get("loss") for n, lit in checks)
+    base = entry["baseline_fp32"]["seconds_per_epoch"]
+    for precision in precisions:
+        project = entry[f"project_{precision}"]["seconds_per_epoch"]
+        entry[f"ratio_{precision}"] = project / base if project and base else None
+        # Each run's pair ran back to back, so a slow spell of the host weighs on both.
+        pairs = [p["seconds"] / b["seconds"] for p, b in zip(runs[("project", precision)], baseline)
+                 if p.get("seconds") and b.get("seconds")]
+        entry[f"paired_ratios_{precision}"] = pairs
+        entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
+    return entry
+
+
+def summary_of(results: list, flops: float, n_images) -> dict:
+    seconds = median_of(results, "seconds")
+    return {"seconds_per_epoch": seconds, "runs": [r.get("seconds") for r in results],
+            "peak_rss_mb": median_of(results, "peak_rss_mb"),
+            "gflops": flops * n_images / seconds / 1e9 if seconds and n_images else None}
 
 
 def measure_quality(args, data: Path, precisions: list) -> dict:
@@ -422,11 +474,11 @@ def table(report: dict) -> str:
              f"matmul peak: fp32 {fmt(report['peak'].get('fp32_gflops'), '.0f')} GFLOP/s, "
              f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
     if report["train"]:
-        lines += ["", "| architecture | notebook's code s | baseline s | baseline / code: medians, paired | same loss "
-                  "| project fp32 s (ratio) | median paired ratio fp32 "
-                  "| project bf16 s (ratio) | FLOP-limit s fp32 / bf16 | fp32 share of limit "
-                  "| RSS MB notebook / project |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| architecture | notebook's code s | notebook way s | way / code: medians, paired | same loss "
+                  "| baseline s (faster per round) | project fp32 s (ratio) | median paired ratio fp32 "
+                  "| project bf16 s (ratio) | median paired ratio bf16 | FLOP-limit s fp32 / bf16 "
+                  "| fp32 share of limit | RSS MB notebook / project |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -439,9 +491,11 @@ def table(report: dict) -> str:
                      f"{fmt(nb['seconds_per_epoch'], '.1f')} | {fmt(entry.get('baseline_vs_literal_medians'))}, "
                      f"{fmt(entry.get('baseline_vs_literal'))} | "
                      f"{'yes' if entry.get('baseline_same_loss_as_literal') else 'NO'} | "
+                     f"{fmt(entry['baseline_fp32']['seconds_per_epoch'], '.1f')} | "
                      f"{fmt(pr['seconds_per_epoch'], '.1f')} ({fmt(entry.get('ratio_fp32'))}) | "
                      f"{fmt(entry.get('median_paired_ratio_fp32'))} | "
                      f"{fmt(bf.get('seconds_per_epoch'), '.1f')} ({fmt(entry.get('ratio_bf16'))}) | "
+                     f"{fmt(entry.get('median_paired_ratio_bf16'))} | "
                      f"{fmt(limit32, '.1f')} / {fmt(limit16, '.1f')} | "
                      f"{'–' if share is None else format(share, '.0%')} | "
                      f"{fmt(nb['peak_rss_mb'], '.0f')} / {fmt(pr['peak_rss_mb'], '.0f')} |")
@@ -479,6 +533,8 @@ def main(argv: list) -> None:
     parser.add_argument("--data", type=Path, help="folder with the four IDX .gz files (default: Fashion-MNIST "
                         "from the Debian package, else ../shared/data/mnist-small)")
     parser.add_argument("--runs", type=int, default=3, help="runs per training measurement (median)")
+    parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[42, 43, 44],
+                        help="seeds of the rounds, in turn (default 42 43 44; the notebook's is 42)")
     parser.add_argument("--svm-runs", type=int, default=2, help="runs per SVM measurement (median)")
     parser.add_argument("--train-limit", type=int, help="train on this many images (default: all)")
     parser.add_argument("--archs", nargs="+", default=list(ARCH_IDS))

@@ -75,8 +75,12 @@ def test_the_notebook_baseline_runs_as_the_notebook_ran(tmp_path):
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
     default_threads = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                                      capture_output=True, text=True, check=True).stdout.strip()
-    assert notebook["process"] == {"deterministic_algorithms": False, "flush_denormal": False,
-                                   "threads": int(default_threads), "project_modules": [], "malloc_env": []}
+    process = notebook["process"]
+    assert {k: process[k] for k in ("deterministic_algorithms", "flush_denormal", "denormals_are_zero", "threads",
+                                    "project_modules", "malloc_env")} == {
+        "deterministic_algorithms": False, "flush_denormal": False, "denormals_are_zero": False,
+        "threads": int(default_threads), "project_modules": [], "malloc_env": []}
+    assert set(process["math_env"]) <= set(os.environ)  # recorded as the process had it
     # The same probe sees the project's settings where they are on, so it can tell.
     project_probe = subprocess.run(
         [sys.executable, "-c", "import json; from stages.common.models.allocator import keep_freed_memory_for_reuse;"
@@ -84,7 +88,7 @@ def test_the_notebook_baseline_runs_as_the_notebook_ran(tmp_path):
          "from benchmarks.notebook_way import process_settings; print(json.dumps(process_settings()))"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     project = json.loads(project_probe.stdout)
-    assert project["deterministic_algorithms"] and project["flush_denormal"]
+    assert project["deterministic_algorithms"] and project["flush_denormal"] and project["denormals_are_zero"]
     assert project["project_modules"] == ["stages.common.models.allocator", "stages.common.models.device"]
 
 
@@ -111,12 +115,19 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     entry = json.loads(out.read_text())["train"]["stacked"]
     assert entry["n_images"] == 100
     notebook, project = entry["notebook_fp32"]["runs"], entry["project_fp32"]["runs"]
-    assert entry["paired_ratios_fp32"] == [p / n for p, n in zip(project, notebook)]
-    medians = entry["project_fp32"]["seconds_per_epoch"], entry["notebook_fp32"]["seconds_per_epoch"]
-    assert entry["ratio_fp32"] == medians[0] / medians[1]
     literal = entry["literal_fp32"]["runs"]
+    # Each round's baseline: the faster of the two equivalent runs of the notebook, with that round's seed.
+    baseline = [min(n, lit) for n, lit in zip(notebook, literal)]
+    assert entry["baseline_fp32"]["runs"] == baseline and entry["seeds"] == [42, 43]
+    assert entry["paired_ratios_fp32"] == [p / b for p, b in zip(project, baseline)]
+    medians = entry["project_fp32"]["seconds_per_epoch"], entry["baseline_fp32"]["seconds_per_epoch"]
+    assert entry["ratio_fp32"] == medians[0] / medians[1]
     assert len(literal) == 2 and entry["baseline_vs_literal_paired"] == [n / lit for n, lit in zip(notebook, literal)]
-    assert entry["baseline_vs_literal_medians"] == medians[1] / entry["literal_fp32"]["seconds_per_epoch"]
+    assert entry["baseline_vs_literal_medians"] == (entry["notebook_fp32"]["seconds_per_epoch"]
+                                                    / entry["literal_fp32"]["seconds_per_epoch"])
+    # The floating-point state of every notebook-way run, and the machine around every run, are recorded.
+    assert [p["flush_denormal"] for p in entry["process"]["notebook way"]] == [False, False]
+    assert all("steal_share" in m and "mhz_start" in m for m in entry["process"]["machine"]["literal fp32"])
     assert entry["baseline_same_loss_as_literal"] is True  # the baseline computes what the notebook's code does
     assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
 
