@@ -137,5 +137,19 @@ def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path):
 
     data = write_idx_folder(tmp_path / "data", n_train=200, n_test=50)
     for arch in ("superres", "conv", "stacked", "vae", "denoising"):
-        result = measure_literal(arch, data, "all", str(tmp_path / "cache"))
+        result = measure_literal(arch, data, "all", str(tmp_path / "cache"), 42)
         assert result["project_modules"] == [] and result["n_images"] == 200 and result["loss"] > 0, result
+
+
+def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(tmp_path):
+    data = write_idx_folder(tmp_path / "data", n_train=300, n_test=50)
+    out = tmp_path / "interleave.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.interleave", "--data", str(data), "--arch", "stacked",
+                           "--train-limit", "100", "--rounds", "1", "--pause-seconds", "0", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    [round_] = json.loads(out.read_text())["rounds"]
+    inside, alone = round_["inside the benchmark"], round_["alone"]
+    assert all(inside[k] > 0 for k in ("notebook way", "notebook's code", "project fp32"))
+    assert alone["notebook's code alone"] > 0 and "steal_share" in alone["machine"]
+    assert "| 1 |" in proc.stdout and "| median |" in proc.stdout

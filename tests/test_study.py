@@ -81,3 +81,19 @@ def test_a_study_folder_without_its_tables_is_one_line(tmp_path):
         study.render(tmp_path / "studies")
     with pytest.raises(PipelineError, match="no study folder"):
         study.render(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("name,text,says", [
+    ("results.csv", "latent_dim,name\n2,conv\n", "missing metric"),
+    ("results.csv", "\x00\x01garbage", "expected the sweep's columns"),
+    ("latent_sizes.csv", "name,metric,latent_dim,best_dim,smallest_sufficient\nconv,accuracy,two,8,8\n",
+     "latent_dim must be whole numbers"),
+    ("comparisons.csv", "latent_dim,metric,a,b,mean_diff,significant,better\n2,<script>,a,b,0,False,\n",
+     "metric one of"),
+])
+def test_a_hostile_study_table_is_one_line_naming_it(tmp_path, name, text, says):
+    made_up_study(tmp_path / "studies" / "toy")
+    (tmp_path / "studies" / "toy" / name).write_text(text)
+    with pytest.raises(PipelineError, match=says) as caught:
+        study.render(tmp_path / "studies")
+    assert name in str(caught.value) and "\n" not in str(caught.value)

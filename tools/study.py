@@ -25,6 +25,10 @@ README = Path("README.md")
 BEGIN = "<!-- study results: made by python -m tools.study from studies/*/; do not edit by hand -->"
 END = "<!-- end of study results -->"
 TABLES = ("results.csv", "comparisons.csv", "latent_sizes.csv")
+# The columns read here, of each table.
+COLUMNS = {"results.csv": ("latent_dim", "name", "metric", "seeds", "images", "mean", "ci_low", "ci_high"),
+           "comparisons.csv": ("latent_dim", "metric", "a", "b", "mean_diff", "significant", "better"),
+           "latent_sizes.csv": ("name", "metric", "latent_dim", "best_dim", "smallest_sufficient")}
 
 
 def read_study(folder: Path) -> dict:
@@ -33,10 +37,25 @@ def read_study(folder: Path) -> dict:
     missing = [name for name in TABLES if not (folder / name).is_file()]
     if missing:
         raise PipelineError(f"{folder}: no {', '.join(missing)}; a study folder holds what make sweep --out wrote")
-    found = {name.removesuffix(".csv"): pd.read_csv(folder / name).to_dict("records") for name in TABLES}
-    for rows in found.values():
+    found = {}
+    for name in TABLES:
+        path = folder / name
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+            raise PipelineError(f"{path}: not a table the sweep writes ({' '.join(str(err).split())[:120]})") \
+                from None
+        absent = [c for c in COLUMNS[name] if c not in frame.columns]
+        if absent or not len(frame):
+            raise PipelineError(f"{path}: expected the sweep's columns {', '.join(COLUMNS[name])}, with rows; "
+                                + (f"missing {', '.join(absent)}" if absent else "no rows"))
+        if not pd.api.types.is_integer_dtype(frame["latent_dim"]) or frame["metric"].map(
+                lambda m: m not in METRIC).any():
+            raise PipelineError(f"{path}: latent_dim must be whole numbers and metric one of {', '.join(METRIC)}")
+        rows = frame.to_dict("records")
         for row in rows:  # pandas reads an empty cell as NaN; the tables mean "none"
             row.update({k: None for k, v in row.items() if isinstance(v, float) and v != v})
+        found[name.removesuffix(".csv")] = rows
     return found
 
 

@@ -153,8 +153,11 @@ def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict
             client.close()
     wall = time.perf_counter() - started
     how = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
+    cell_seconds = [round(o.get("seconds", 0.0), 1) for o in result.outcomes]
     timing = {"wall_seconds": round(wall, 1), "cells": len(todo),
-              "where": f"{place} ({how}), {threads} thread(s) per cell"}
+              "where": f"{place} ({how}), {threads} thread(s) per cell", "cell_seconds": cell_seconds}
+    if not args.scheduler:  # how much of the slots' time the cells kept busy (the rest: set-up, an idle tail)
+        timing["busy_share"] = round(sum(cell_seconds) / (wall * jobs), 3) if wall > 0 else None
     return timing, failed
 
 

@@ -157,8 +157,14 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     images = max((r["images"] for r in summary), default=0)
     lines = [f"# {escape(title)}", "", "![results against latent size](latent_size.png)", ""]
     if timing:
+        seconds = [v for v in timing.get("cell_seconds") or [] if isinstance(v, (int, float))]
+        busy = timing.get("busy_share")
         lines += [f"Wall time of the sweep run that computed {timing['cells']} of these cells: "
-                  f"{timing['wall_seconds']:.0f} s on {escape(timing['where'])}.", ""]
+                  f"{timing['wall_seconds']:.0f} s on {escape(timing['where'])}"
+                  + (f"; each cell {min(seconds):.0f}-{max(seconds):.0f} s, {sum(seconds):.0f} s in all" if seconds
+                     else "")
+                  + (f"; the cells kept the slots busy {busy:.0%} of that time" if isinstance(busy, float) else "")
+                  + ".", ""]
     if failed:
         lines += ["## Failed cells", "",
                   table(["seed", "latent size", "error", "log"],
