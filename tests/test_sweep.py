@@ -165,8 +165,31 @@ def test_committing_the_results_loses_no_cell_and_a_new_seed_runs_alone(repo):
     log, = (repo / "plots/sweep/logs").glob("cell-s3-d4-*.log")
     assert "Stage 'baseline_pixels' didn't change, skipping" in log.read_text()
     assert "Running stage 'baseline_pixels'" not in log.read_text()
-    assert "Running stage 'baseline_pca'" in log.read_text()
+    # One cell on two slots: it ran as two parts side by side (an architecture each, the PCA baseline with the
+    # second), and the cell itself found their stages in the run-cache and ran only the report.
+    assert "split into 2 parts each" in third.stdout
+    for stage in ("train@stacked", "train@superres", "svm@superres", "baseline_pca"):
+        assert f"Stage '{stage}' is cached - skipping run" in log.read_text(), stage
+    assert "Running stage 'report'" in log.read_text()
     git(repo, "checkout", "params.yaml")
+
+
+def test_only_the_last_rounds_cells_are_split_among_idle_slots():
+    from tools.sweep import split_tail
+
+    specs = [{"name": f"c{i}", "seed": i} for i in range(5)]
+    archs = ["superres", "conv", "stacked", "vae", "denoising"]
+    out = split_tail(specs, 2, archs)  # 5 cells on 2 slots: the fifth would run alone
+    assert [s["name"] for s in out] == ["c0", "c1", "c2", "c3", "c4"] and [bool(s.get("parts")) for s in out] == \
+        [False, False, False, False, True]
+    first, second = out[-1]["parts"]
+    assert first["targets"] == [f"{stage}@{arch}" for arch in ("superres", "stacked", "denoising")
+                                for stage in ("train", "latents", "tsne", "svm")]
+    assert second["targets"][-1] == "baseline_pca" and "train@conv" in second["targets"]
+    assert first["name"] == "c4-part1" and first["seed"] == 4
+    assert split_tail(specs[:4], 2, archs) == specs[:4]  # even rounds: nothing to fill
+    assert split_tail(specs[:3], 4, archs)[-1].get("parts") is None  # 3 of 4 slots busy: one idle, no pair
+    assert len(split_tail(specs[:1], 4, archs)[0]["parts"]) == 4
 
 
 def test_an_uncommitted_change_runs_its_own_cells(repo):

@@ -200,6 +200,10 @@ def _steps(spec: dict, repo: Path) -> list[list]:
                   ([python, "-m", "dvc", "pull", "--run-cache", "--quiet"], True)]  # an empty remote is fine
     run = [python, "-m", "dvc", "exp", "run", "--name", spec["name"], "--set-param", f"seed={spec['seed']}",
            "--set-param", f"train.latent_dim={spec['latent_dim']}", "--set-param", f"train.threads={spec['threads']}"]
+    if spec.get("targets"):
+        # A part of a cell (tools/sweep.py's split_tail): some of its stages, into the shared run-cache, where the
+        # cell itself then finds them. Nothing of it is published; its clone goes with it.
+        return [*steps, ([*run[:5], *run[7:], *spec["targets"]], False)]
     steps.append((run if spec.get("cache_dir") else [*run[:5], "--pull", *run[5:]], False))
     if spec.get("cache_dir"):
         steps.append(([python, "-m", "dvc", "exp", "push", "--force", "--no-cache", "origin", spec["name"]], False))

@@ -168,8 +168,15 @@ def run_cells(client, specs: list[dict], task: Callable, on_outcome: Callable[[d
 
     cancel_name = f"ae-sweep-cancel-{uuid.uuid4().hex}"
     cancel = Event(cancel_name, client=client)
-    futures = {client.submit(task, {**spec, "cancel": cancel_name}, key=f"{spec['name']}-{cancel_name[-8:]}",
-                             pure=False): spec for spec in specs}
+    futures, parts = {}, []
+    for spec in specs:  # in order: Dask starts what was submitted first first
+        # A cell's parts (spec["parts"]) run first, side by side; the cell waits for them (a task's arguments).
+        before = [client.submit(task, {**part, "cancel": cancel_name}, key=f"{part['name']}-{cancel_name[-8:]}",
+                                pure=False) for part in spec.get("parts", ())]
+        parts += before
+        cell = {k: v for k, v in spec.items() if k != "parts"}
+        futures[client.submit(task, {**cell, "cancel": cancel_name}, *before,
+                              key=f"{spec['name']}-{cancel_name[-8:]}", pure=False)] = spec
     result = Dispatch(workers=worker_count(client, connect_timeout) or 0)
     pending, last_seen = set(futures), {"workers": time.monotonic(), "scheduler": time.monotonic()}
     try:
@@ -189,7 +196,7 @@ def run_cells(client, specs: list[dict], task: Callable, on_outcome: Callable[[d
             if pending:
                 _check_cluster(client, last_seen, no_workers_timeout, connect_timeout, futures, pending)
     except BaseException:
-        _stop(client, cancel, pending)
+        _stop(client, cancel, pending | set(parts))
         result.unfinished = [futures[f]["name"] for f in pending]
         raise
     return result

@@ -58,6 +58,8 @@ LOGS = OUT / "logs"
 OUTPUT_FILES = ("report.md", "runs.csv", "results.csv", "comparisons.csv", "latent_sizes.csv", "latent_size.png",
                 "timing.json", "params.yaml")
 PARAMS = ("archs", "data.dataset", "train.epochs", "sweep", "statistics")
+# A cell's stages per architecture, in order: what one part of a split cell runs for its architectures.
+PER_ARCH_STAGES = ("train", "latents", "tsne", "svm")
 # Feature spaces that do not change with the latent size: no latent size to choose.
 FIXED_SIZE = ("pixels",)
 LATENT_SIZE_COLUMNS = ["name", "metric", "latent_dim", "best_dim", "seeds", "images", "mean", "mean_diff", "ci_low",
@@ -104,7 +106,7 @@ def find_cells(archs: list, settings: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- running the missing ones
-def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict, list]:
+def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) -> tuple[dict, list]:
     """Run the cells `todo` here or on the cluster (`client`, None: here); (timing, failed outcomes).
     Logs in plots/sweep/logs/."""
     import cloudpickle
@@ -118,7 +120,7 @@ def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict
     cloudpickle.register_pickle_by_value(tools.cells)
     run_cell = tools.cells.run_cell
 
-    def task(spec: dict) -> dict:
+    def task(spec: dict, *parts_done) -> dict:  # parts_done: the outcomes of the cell's parts, run before it
         return run_cell(spec)
 
     own_client = client is None
@@ -128,6 +130,12 @@ def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict
         plan = cluster.cluster_plan(args.git_remote) if args.scheduler else cluster.local_plan()
         specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads,
                   "name": tools.cells.cell_name(seed, dim, plan["code_key"])} for seed, dim in todo]
+        if not args.scheduler and not args.no_split:
+            specs = split_tail(specs, jobs, archs)
+            split = [s for s in specs if s.get("parts")]
+            if split:
+                print(f"sweep: the last round's {len(split)} cell(s) split into {len(split[0]['parts'])} parts each, "
+                      f"so that no slot stands idle (--no-split: whole cells)", flush=True)
         place = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
         at_a_time = "" if args.scheduler else f", {jobs} cell(s) at a time"
         print(f"sweep: {len(todo)} cell(s) to run on {place}{at_a_time}, {threads} torch thread(s) each; "
@@ -159,6 +167,26 @@ def run_missing(todo: list, threads: int, jobs: int, args, client) -> tuple[dict
     if not args.scheduler:  # how much of the slots' time the cells kept busy (the rest: set-up, an idle tail)
         timing["busy_share"] = round(sum(cell_seconds) / (wall * jobs), 3) if wall > 0 else None
     return timing, failed
+
+
+def split_tail(specs: list[dict], jobs: int, archs: list) -> list[dict]:
+    """The cells of the last round, where fewer cells than slots are left (5 cells on 2 slots: the fifth would
+    run alone), each split into parts that run side by side: its architectures' stages shared out among the
+    idle slots (the PCA baseline with the last), into this machine's shared run-cache. The cell then runs as
+    any other, finds those stages done, and publishes; its results are the same, whoever computed a stage."""
+    left = len(specs) % jobs
+    share = jobs // left if left else 1
+    if share < 2 or len(archs) < 2:
+        return specs
+    share = min(share, len(archs))
+    out = specs[:len(specs) - left]
+    for spec in specs[len(specs) - left:]:
+        groups = [archs[i::share] for i in range(share)]
+        parts = [{**spec, "name": f"{spec['name']}-part{i + 1}",
+                  "targets": [f"{stage}@{arch}" for arch in group for stage in PER_ARCH_STAGES]
+                  + (["baseline_pca"] if i == share - 1 else [])} for i, group in enumerate(groups)]
+        out.append({**spec, "parts": parts})
+    return out
 
 
 def write_log(outcome: dict) -> Path:
@@ -288,6 +316,8 @@ def main(argv: list[str]) -> None:
     parser = parser_for("python -m tools.sweep", __doc__.splitlines()[0])
     parser.add_argument("--jobs", type=positive_int("--jobs", 64), help="cells at a time here (default: sweep.jobs)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from the experiments")
+    parser.add_argument("--no-split", action="store_true",
+                        help="never split the last round's cells among idle slots (see split_tail)")
     parser.add_argument("--out", default=str(OUT), help=f"folder of the report and its tables (default {OUT}; "
                                                         "a study's: studies/<dataset>)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
@@ -341,7 +371,7 @@ def sweep_with(args, client, command: str) -> None:
           flush=True)
     timing, failed = None, []
     if todo and not args.report_only:
-        timing, failed = run_missing(todo, sweep.threads, jobs, args, client)
+        timing, failed = run_missing(todo, sweep.threads, jobs, args, client, archs)
         found = find_cells(archs, settings)
     elif not todo:
         print("sweep: nothing to run; redrawing the report", flush=True)
