@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.notebook_way import MATH_ENV_PREFIXES  # noqa: E402
+from benchmarks.settings import settings  # noqa: E402
 from benchmarks.speed import (  # noqa: E402
     DEFAULT_DATA,
     NOTEBOOK_CACHE,
@@ -40,7 +41,6 @@ from benchmarks.speed import (  # noqa: E402
     machine_counters,
     machine_during,
 )
-from benchmarks.settings import settings  # noqa: E402
 
 WAY, CODE, ALONE, PROJECT = "notebook way", "notebook's code", "notebook's code alone", "project fp32"
 

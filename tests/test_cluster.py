@@ -251,8 +251,8 @@ def test_losing_every_worker_or_the_scheduler_ends_the_sweep_in_bounded_time(coo
     worker = dask("dask_worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard")
     set_params(coordinator, {"sweep": {"seeds": [5], "latent_dims": [2]}})  # a cell not run yet
     proc = subprocess.Popen([sys.executable, "-m", "tools.sweep", "--scheduler", address, "--git-remote", "origin",
-                             "--connect-timeout", "5", "--no-workers-timeout", "5"], cwd=coordinator, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--connect-timeout", "5", "--no-workers-timeout", "5"], cwd=coordinator, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: running_a_cell([worker.pid])), "no worker was seen running a cell"
         # The `dask worker` processes (the command and the worker it started), not the cell's: the kernel tells

@@ -56,11 +56,14 @@ def test_the_section_names_sufficient_sizes_what_holds_and_what_flips(tmp_path):
     text = study.render(tmp_path / "studies")
     assert text.startswith(study.BEGIN) and text.endswith(study.END)
     assert "### toy: 3 seeds, 1,000 test images, latent sizes 2, 8, 32" in text
-    # Accuracy: conv's 8 and 32 give the same outcomes, so 8 suffices; stacked needs 32. Trustworthiness is the
-    # same at every size: the smallest is best. Test MSE falls with every size.
-    assert "| Convolutional AE | 32 (best 32) | – | 8 (best 8) | 2 (best 2) |" in text
-    assert "| Stacked AE | 32 (best 32) | – | 32 (best 32) | 2 (best 2) |" in text
-    assert "Convolutional AE against Stacked AE: better is Stacked AE at 2, Convolutional AE at 8, Stacked AE at 32" \
+    # Accuracy: conv's 8 and 32 give the same outcomes, so 8 is best (ties go to the smaller); stacked needs
+    # 32. Trustworthiness is the same at every size: the smallest is best. Test MSE falls with every size.
+    # Where only the best size is sufficient, the cell says no smaller one is.
+    best = "(best; none smaller ≡)"
+    assert f"| Convolutional AE | 32 {best} | – | 8 {best} | 2 {best} |" in text
+    assert f"| Stacked AE | 32 {best} | – | 32 {best} | 2 {best} |" in text
+    assert "Convolutional AE against Stacked AE: better is Stacked AE at 2, then Convolutional AE at 8, then " \
+        "Stacked AE at 32." \
         in text
     assert "test MSE, holds at every size (Holm within each size): Convolutional AE better than Stacked AE at " \
            "every size (by +0.000" in text

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
+from stages.common.evaluation.grid_report import SIZE_CAVEATS, sufficient_rows
 from stages.common.evaluation.metrics import METRIC, METRICS, feature_label
 from stages.common.evaluation.tables import table
 from stages.common.outputs.atomic import atomic_path
@@ -68,15 +69,7 @@ def _signed(metric, value) -> str:
 
 
 def sufficient_table(sizes: list[dict], names: list) -> str:
-    rows = []
-    for name in names:
-        cells = []
-        for metric in METRICS:
-            found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
-            cells.append(f"{found[0]['smallest_sufficient']} (best {found[0]['best_dim']})" if found else "–")
-        if any(cell != "–" for cell in cells):
-            rows.append([feature_label(name), *cells])
-    return table(["feature space", *(m.label for m in METRICS)], rows)
+    return table(["feature space", *(m.label for m in METRICS)], sufficient_rows(sizes, names))
 
 
 def metric_table(results: list[dict], metric, names: list, dims: list) -> str:
@@ -109,9 +102,32 @@ def steady_and_flipping(comparisons: list[dict], metric, dims: list) -> tuple[li
             steady.append(f"{feature_label(winner)} better than {feature_label(loser)} at every size "
                           f"(by {_signed(metric, min(spread))} to {_signed(metric, max(spread))})")
         elif len(set(winners.values())) > 1:
-            order = ", ".join(f"{feature_label(w)} at {d}" for d, w in sorted(winners.items()))
-            flips.append(f"{feature_label(a)} against {feature_label(b)}: better is {order}")
+            order = ", then ".join(f"{feature_label(w)} at {_sizes(run, dims)}" for w, run in _runs(winners, dims))
+            apart = [d for d in dims if d not in winners]
+            flips.append(f"{feature_label(a)} against {feature_label(b)}: better is {order}"
+                         + (f" (not separated at {_sizes(apart, dims)})" if apart else ""))
     return steady, flips
+
+
+def _runs(winners: dict, dims: list) -> list[tuple[str, list]]:
+    """The winner at each separated size, consecutive sizes with one winner taken together."""
+    runs: list[tuple[str, list]] = []
+    for dim in dims:
+        if dim not in winners:
+            runs.append(("", []))
+        elif runs and runs[-1][0] == winners[dim]:
+            runs[-1][1].append(dim)
+        else:
+            runs.append((winners[dim], [dim]))
+    return [run for run in runs if run[1]]
+
+
+def _sizes(some: list, dims: list) -> str:
+    """'16 to 128' for three or more neighbouring sizes of the grid, else each named."""
+    start = dims.index(some[0])
+    if len(some) > 2 and dims[start:start + len(some)] == some:
+        return f"{some[0]} to {some[-1]}"
+    return ", ".join(map(str, some[:-1])) + (" and " if len(some) > 1 else "") + str(some[-1])
 
 
 def section(folder: Path) -> list[str]:
@@ -125,15 +141,15 @@ def section(folder: Path) -> list[str]:
              f"{', '.join(map(str, dims))}", "",
              f"![{folder.name}: each metric against latent size, with interval bands]({folder / 'latent_size.png'})",
              "", "Smallest sufficient latent size (equivalent to the best size within the margin, Holm over the "
-             "sizes), and the best size:", "", sufficient_table(sizes, names), ""]
+             "sizes), and the best size:", "", sufficient_table(sizes, names), "", SIZE_CAVEATS, ""]
     for metric in (METRIC["accuracy"], METRIC["test_mse"]):
         lines += [f"{metric.label}, mean [interval over seeds and test images]:", "",
                   metric_table(results, metric, names, dims), ""]
         steady, flips = steady_and_flipping(comparisons, metric, dims)
         lines += [f"- {metric.label}, holds at every size (Holm within each size): "
                   + ("; ".join(steady) if steady else "no pair is separated at every size") + ".",
-                  f"- {metric.label}, changes with the size (separated both ways): "
-                  + ("; ".join(flips) if flips else "no ranking flips") + ".", ""]
+                  f"- {metric.label}, changes with the size (separated both ways):"
+                  + ("".join(f"\n  - {flip}." for flip in flips) if flips else " no ranking flips."), ""]
     lines += [f"All metrics, every comparison and the command: [{folder}/report.md]({folder / 'report.md'}).", ""]
     return lines
 

@@ -19,13 +19,15 @@ def method(confidence: float, alpha: float) -> str:
         f"test set's own noise: the intervals of test MSE, denoise MSE and SVM accuracy count both noises (a "
         f"crossed seeds x images random-effects variance; the interval is the generalized pivot of Weerahandi "
         f"(1993), the seed term's chi-square with S - 1 degrees of freedom integrated exactly; bounded through the "
-        f"logit or the log), those of t-SNE trustworthiness (one number per embedding) count the seeds only. Every pair of "
-        f"feature spaces at one latent size and one metric is one Holm family (baselines included), compared "
-        f"paired by seed and by test image; significance level {alpha} after Holm's correction. A rank is 1 + "
+        f"logit or the log), those of t-SNE trustworthiness (one number per embedding) count the seeds only. "
+        f"Every pair of feature spaces at one latent size and one metric is one Holm family (baselines "
+        f"included), compared paired by seed and by test image; significance level {alpha} after Holm's "
+        f"correction. A rank is 1 + "
         f"the number of feature spaces significantly better; those sharing a rank are not separated. "
-        f"comparisons.csv holds every pair: the difference, its interval, the seeds' share of its variance, p before and "
-        f"after Holm, and the wins: the share of seeds on which one beats the other on these test images, an "
-        f"estimate of P(better on a new seed) with its exact (Clopper-Pearson) interval, ties counting half.")
+        f"comparisons.csv holds every pair: the difference, its interval, the seeds' share of its variance, "
+        f"p before and after Holm, and the wins: the share of seeds on which one beats the other on these "
+        f"test images, an estimate of P(better on a new seed) with its exact (Clopper-Pearson) interval, ties "
+        f"counting half.")
 
 
 def _cell(record: dict | None, rank: int | None) -> str:
@@ -99,6 +101,33 @@ def _margin(metric, record: dict) -> str:
     return f"±{metric.shown(record['margin']):.{metric.decimals}f}"
 
 
+SIZE_CAVEATS = (
+    "Reading it: the best size is itself an estimate, and where no smaller size is shown equivalent "
+    "the answer is the best size, which says only that the data do not license a smaller one. t-SNE "
+    "trustworthiness compares each map with its own latent space, not with the images: a 2-D space, "
+    "which t-SNE hardly has to change, keeps its neighbours best, so its sizes say how faithfully "
+    "t-SNE draws a space, not what the space is worth.")
+
+
+def sufficient_cell(record: dict) -> str:
+    """The smallest sufficient size, said so that the best size alone is not read as a smaller one shown."""
+    best, smallest = record["best_dim"], record["smallest_sufficient"]
+    return f"{best} (best; none smaller ≡)" if smallest == best else f"{smallest} (best {best})"
+
+
+def sufficient_rows(sizes: list[dict], names: list) -> list[list[str]]:
+    """One row per feature space: its smallest sufficient size for each metric ('–' where not measured)."""
+    rows = []
+    for name in names:
+        cells = []
+        for metric in METRICS:
+            found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
+            cells.append(sufficient_cell(found[0]) if found else "–")
+        if any(cell != "–" for cell in cells):
+            rows.append([feature_label(name), *cells])
+    return rows
+
+
 def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: float) -> list[str]:
     """Which latent size each feature space needs: per metric, every size against that space's best."""
     if not sizes:
@@ -111,15 +140,8 @@ def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: 
              f"margin. \"Not separated\" from the best is not \"sufficient\": a wide interval is neither. Each "
              f"cell: the difference from the best (negative: worse) [interval]; ≡ equivalent within the margin; "
              f"best marks the best size. {seeds} seeds, {images:,} test images.", ""]
-    summary_rows = []
-    for name in names:
-        row = [feature_label(name)]
-        for metric in METRICS:
-            found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
-            row.append(f"{found[0]['smallest_sufficient']} (best {found[0]['best_dim']})" if found else "–")
-        if any(cell != "–" for cell in row[1:]):
-            summary_rows.append(row)
-    lines += [table(["feature space", *(f"{m.label}: smallest sufficient size" for m in METRICS)], summary_rows), ""]
+    lines += [table(["feature space", *(f"{m.label}: smallest sufficient size" for m in METRICS)],
+                    sufficient_rows(sizes, names)), "", SIZE_CAVEATS, ""]
     for metric in METRICS:
         found = [r for r in sizes if r["metric"] == metric.key]
         if not found:
