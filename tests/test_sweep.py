@@ -171,6 +171,11 @@ def test_committing_the_results_loses_no_cell_and_a_new_seed_runs_alone(repo):
     for stage in ("train@stacked", "train@superres", "svm@superres", "baseline_pca"):
         assert f"Stage '{stage}' is cached - skipping run" in log.read_text(), stage
     assert "Running stage 'report'" in log.read_text()
+    # The parts did the cell's work: their seconds count in the slots' busy time, and the line says so.
+    assert "(after its parts, side by side: " in third.stdout
+    timing = json.loads((repo / "plots/sweep/timing.json").read_text())
+    assert len(timing["part_seconds"]) == 2 and min(timing["part_seconds"]) > timing["cell_seconds"][0]
+    assert timing["busy_share"] > sum(timing["cell_seconds"]) / (2 * timing["wall_seconds"])
     git(repo, "checkout", "params.yaml")
 
 

@@ -121,7 +121,10 @@ def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) 
     run_cell = tools.cells.run_cell
 
     def task(spec: dict, *parts_done) -> dict:  # parts_done: the outcomes of the cell's parts, run before it
-        return run_cell(spec)
+        outcome = run_cell(spec)
+        if parts_done:  # the cell's work was theirs too: the slots' time counts it
+            outcome["part_seconds"] = [part.get("seconds", 0.0) for part in parts_done]
+        return outcome
 
     own_client = client is None
     client = client or dispatch.local_client(jobs)
@@ -148,7 +151,9 @@ def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) 
                 failed.append(outcome)
                 print(f"sweep: cell {cell} failed on {outcome['host']}: {outcome['error']} (log: {log})", flush=True)
             else:
-                print(f"sweep: cell {cell} done on {outcome['host']} in {outcome.get('seconds', 0):.0f} s",
+                parts = outcome.get("part_seconds")
+                after = f" (after its parts, side by side: {', '.join(f'{p:.0f}' for p in parts)} s)" if parts else ""
+                print(f"sweep: cell {cell} done on {outcome['host']} in {outcome.get('seconds', 0):.0f} s{after}",
                       flush=True)
 
         result = dispatch.run_cells(client, specs, task, report, args.no_workers_timeout, args.connect_timeout)
@@ -162,10 +167,14 @@ def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) 
     wall = time.perf_counter() - started
     how = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
     cell_seconds = [round(o.get("seconds", 0.0), 1) for o in result.outcomes]
+    part_seconds = [round(p, 1) for o in result.outcomes for p in o.get("part_seconds", ())]
     timing = {"wall_seconds": round(wall, 1), "cells": len(todo),
               "where": f"{place} ({how}), {threads} thread(s) per cell", "cell_seconds": cell_seconds}
-    if not args.scheduler:  # how much of the slots' time the cells kept busy (the rest: set-up, an idle tail)
-        timing["busy_share"] = round(sum(cell_seconds) / (wall * jobs), 3) if wall > 0 else None
+    if part_seconds:
+        timing["part_seconds"] = part_seconds
+    if not args.scheduler:  # how much of the slots' time the cells (and their parts) kept busy
+        busy = sum(cell_seconds) + sum(part_seconds)
+        timing["busy_share"] = round(busy / (wall * jobs), 3) if wall > 0 else None
     return timing, failed
 
 

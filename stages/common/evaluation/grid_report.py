@@ -180,10 +180,13 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     lines = [f"# {escape(title)}", "", "![results against latent size](latent_size.png)", ""]
     if timing:
         seconds = [v for v in timing.get("cell_seconds") or [] if isinstance(v, (int, float))]
+        parts = [v for v in timing.get("part_seconds") or [] if isinstance(v, (int, float))]
         busy = timing.get("busy_share")
         lines += [f"Wall time of the sweep run that computed {timing['cells']} of these cells: "
                   f"{timing['wall_seconds']:.0f} s on {escape(timing['where'])}"
                   + (f"; each cell {min(seconds):.0f}-{max(seconds):.0f} s, {sum(seconds):.0f} s in all" if seconds
+                     else "")
+                  + (f", and {sum(parts):.0f} s in the {len(parts)} parts its last round was split into" if parts
                      else "")
                   + (f"; the cells kept the slots busy {busy:.0%} of that time" if isinstance(busy, float) else "")
                   + ".", ""]
