@@ -364,6 +364,8 @@ def train_entry(runs: dict, precisions: list, flops: float, seeds: list) -> dict
     # Same weights, same batches, same arithmetic: the epoch's loss agrees to the last bit.
     entry["baseline_same_loss_as_literal"] = bool(checks) and all(
         n.get("loss") is not None and n.get("loss") == lit.get("loss") for n, lit in checks)
+    entry["losses"] = {"notebook way": [n.get("loss") for n in notebook],
+                       "notebook's code": [c.get("loss") for c in literal]}
     base = entry["baseline_fp32"]["seconds_per_epoch"]
     for precision in precisions:
         project = entry[f"project_{precision}"]["seconds_per_epoch"]

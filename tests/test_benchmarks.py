@@ -129,6 +129,8 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert [p["flush_denormal"] for p in entry["process"]["notebook way"]] == [False, False]
     assert all("steal_share" in m and "mhz_start" in m for m in entry["process"]["machine"]["literal fp32"])
     assert entry["baseline_same_loss_as_literal"] is True  # the baseline computes what the notebook's code does
+    losses = entry["losses"]  # each round's, both ways: a mismatch says which round
+    assert losses["notebook way"] == losses["notebook's code"] and len(losses["notebook way"]) == 2
     assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
 
 
