@@ -12,6 +12,7 @@ and `--check` keeps the two one fact.
 from __future__ import annotations
 
 import sys
+from itertools import groupby
 from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
@@ -111,15 +112,7 @@ def steady_and_flipping(comparisons: list[dict], metric, dims: list) -> tuple[li
 
 def _runs(winners: dict, dims: list) -> list[tuple[str, list]]:
     """The winner at each separated size, consecutive sizes with one winner taken together."""
-    runs: list[tuple[str, list]] = []
-    for dim in dims:
-        if dim not in winners:
-            runs.append(("", []))
-        elif runs and runs[-1][0] == winners[dim]:
-            runs[-1][1].append(dim)
-        else:
-            runs.append((winners[dim], [dim]))
-    return [run for run in runs if run[1]]
+    return [(winner, list(run)) for winner, run in groupby(dims, key=winners.get) if winner is not None]
 
 
 def _sizes(some: list, dims: list) -> str:
