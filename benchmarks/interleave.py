@@ -5,21 +5,32 @@
 Each round runs, one after the other:
 1. `python -m benchmarks.speed --parts train --runs 1` for one architecture: the benchmark
    as it times the notebook (its notebook-way worker and the notebook's own code,
-   benchmarks/notebook_literal.py, both started by the benchmark);
+   benchmarks/notebook_literal.py, both started by the benchmark, the latter with a
+   fresh login shell's environment in a new folder);
 2. benchmarks/notebook_literal.py alone, as a user starts it from a fresh login shell:
    a clean environment (`env -i` with PATH, HOME, LANG and the variables this machine
-   sets for its math libraries), a new working folder, after a pause.
+   sets for its math libraries), a new working folder, after a pause. What differs
+   from the same script in step 1 is the process that starts it (the benchmark, with
+   its memory, its threads and its other children) and the pause;
+3. where the CPU has bf16 hardware, the same run alone again, but straight after one
+   bf16 epoch of the project's way (the benchmark's heaviest vector work), no pause:
+   is the notebook slower after bf16 work, as a lower clock would make it?
 
 If the notebook's code is slower inside the benchmark than alone in the same rounds,
 the benchmark's way of starting children costs it; if both move together from round
-to round, the machine does. Every run also records the cores' clock and the CPU time
-the host stole from this VM. Writes JSON (default benchmarks/results/interleave.json)
-and prints a table. The same seed in every run: the same arithmetic.
+to round, the machine does. Every run also records the cores' clock as reported, a
+clock probe (a fixed scalar workload's milliseconds, before and after: a VM reports
+its nominal clock, the probe slows when the cores do) and the CPU time the host stole
+from this VM; the report records what each starting process passes on to its
+children (affinity, niceness, huge pages, CPU quota) and the CPU's topology. Writes
+JSON (default benchmarks/results/interleave.json) and prints a table. The same seed
+in every run: the same arithmetic.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -31,25 +42,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_topology, inherited_state, login_shell_env, machine_counters, machine_during  # noqa: E402
 from benchmarks.notebook_way import MATH_ENV_PREFIXES  # noqa: E402
 from benchmarks.settings import settings  # noqa: E402
-from benchmarks.speed import (  # noqa: E402
-    DEFAULT_DATA,
-    NOTEBOOK_CACHE,
-    cpu_model,
-    limited_train_indices,
-    machine_counters,
-    machine_during,
-)
+from benchmarks.speed import DEFAULT_DATA, NOTEBOOK_CACHE, cpu_model, limited_train_indices, measure  # noqa: E402
 
 WAY, CODE, ALONE, PROJECT = "notebook way", "notebook's code", "notebook's code alone", "project fp32"
-
-
-def login_shell_env() -> dict:
-    """What a fresh login shell has: the basics, and the variables the machine itself sets for its math
-    libraries (they would be there for a user too); nothing a parent process or make added."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "TERM")
-    return {k: v for k, v in os.environ.items() if k in keep or k.startswith(("OPENBLAS_CORETYPE", "OPENBLAS_L2"))}
+AFTER_BF16 = "notebook's code alone, after bf16"
 
 
 def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> dict:
@@ -61,13 +60,17 @@ def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> d
     proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", *args], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    entry = json.loads(out.read_text())["train"][arch]
+    report = json.loads(out.read_text())
+    entry = report["train"][arch]
     return {WAY: entry["notebook_fp32"]["runs"][0], CODE: entry["literal_fp32"]["runs"][0],
             PROJECT: entry["project_fp32"]["runs"][0],
-            "machine": entry["process"]["machine"]["literal fp32"][0]}
+            "machine": entry["process"]["machine"]["literal fp32"][0],
+            "inherited from the benchmark": report["machine"]["inherited"]}
 
 
-def standalone_round(arch: str, data: Path, limit, seed: int, scratch: Path, pause_seconds: float) -> dict:
+def standalone_round(arch: str, data: Path, limit, seed: int, scratch: Path, pause_seconds: float,
+                     after_bf16: bool = False) -> dict:
+    """The notebook's code alone, after `pause_seconds` idle, or (`after_bf16`) straight after a bf16 epoch."""
     from benchmarks import notebook_way as notebook
 
     dataset = notebook.dataset_class_for(data)
@@ -81,13 +84,18 @@ def standalone_round(arch: str, data: Path, limit, seed: int, scratch: Path, pau
         np.save(keep, limited_train_indices(data, str(limit)))
         args.append(keep)
     folder = Path(tempfile.mkdtemp(dir=scratch))
-    time.sleep(pause_seconds)  # as a user's separate command: the machine idle a moment before
+    if after_bf16:
+        warm = measure("train", "project", arch, data, limit or "all", "bf16", NOTEBOOK_CACHE, seed)
+        if "error" in warm:
+            return {"error": f"the bf16 epoch before: {warm['error']}"}
+    else:
+        time.sleep(pause_seconds)  # as a user's separate command: the machine idle a moment before
     before = machine_counters()
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
                           cwd=folder, env=login_shell_env(), capture_output=True, text=True)
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return {ALONE: json.loads(proc.stdout.strip().splitlines()[-1])["seconds"],
+    return {AFTER_BF16 if after_bf16 else ALONE: json.loads(proc.stdout.strip().splitlines()[-1])["seconds"],
             "machine": machine_during(before, machine_counters())}
 
 
@@ -104,20 +112,53 @@ def main(argv: list) -> None:
     data = args.data or next((d for d in DEFAULT_DATA if d.is_dir()), None)
     if data is None:
         sys.exit("error: no data folder; pass --data DIR holding the four IDX .gz files")
+    from stages.common.models.device import cpu_supports_bf16
+
     rounds = []
     with tempfile.TemporaryDirectory() as scratch:
         for number in range(args.rounds):
             inside = benchmark_round(args.arch, data, args.train_limit, args.seed, Path(scratch))
             alone = standalone_round(args.arch, data, args.train_limit, args.seed, Path(scratch), args.pause_seconds)
             rounds.append({"inside the benchmark": inside, "alone": alone})
+            if cpu_supports_bf16():
+                rounds[-1]["alone after bf16"] = standalone_round(args.arch, data, args.train_limit, args.seed,
+                                                                  Path(scratch), 0, after_bf16=True)
             print(f"round {number + 1}: {json.dumps(rounds[-1])}", flush=True)
     math_env = {k: v for k, v in os.environ.items() if k.startswith(MATH_ENV_PREFIXES)}
-    report = {"cpu": cpu_model(), "data": str(data), "arch": args.arch, "train_limit": args.train_limit,
-              "math_env": math_env, "rounds": rounds}
+    report = {"cpu": cpu_model(), **cpu_topology(), "data": str(data), "arch": args.arch,
+              "train_limit": args.train_limit, "math_env": math_env,
+              "inherited from this process (the runs alone)": inherited_state(), "rounds": rounds}
+    report["paired"] = {what: paired_ratio(rounds, top, bottom) for what, top, bottom in COMPARISONS}
     from stages.common.outputs.atomic import write_json
 
     write_json(args.out, report)
     print(table(report))
+
+
+# The comparisons the rounds answer: (what, numerator's leg and key, denominator's leg and key), paired by round.
+COMPARISONS = (
+    ("notebook's code: inside the benchmark / alone", ("inside the benchmark", CODE), ("alone", ALONE)),
+    ("notebook way inside / notebook's code alone", ("inside the benchmark", WAY), ("alone", ALONE)),
+    ("notebook's code alone: after bf16 / after a pause", ("alone after bf16", AFTER_BF16), ("alone", ALONE)),
+)
+
+
+def paired_ratio(rounds: list, numerator: tuple, denominator: tuple, confidence: float = 0.95) -> dict | None:
+    """Round-by-round ratios of two legs, their geometric mean and its t interval (on the log ratios, so a
+    slow spell of the host that moves both legs of a round cancels), and Wilcoxon's signed-rank p."""
+    from scipy import stats
+
+    ratios = [r[numerator[0]][numerator[1]] / r[denominator[0]][denominator[1]] for r in rounds
+              if isinstance(r.get(numerator[0], {}).get(numerator[1]), (int, float))
+              and isinstance(r.get(denominator[0], {}).get(denominator[1]), (int, float))]
+    if len(ratios) < 2:
+        return None
+    logs = [math.log(x) for x in ratios]
+    mean = statistics.fmean(logs)
+    half_width = stats.t.ppf((1 + confidence) / 2, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return {"ratios": ratios, "geometric_mean": math.exp(mean), "confidence": confidence,
+            "interval": [math.exp(mean - half_width), math.exp(mean + half_width)],
+            "wilcoxon_p": float(stats.wilcoxon(logs).pvalue)}
 
 
 def _number(value, spec: str = ".1f") -> str:
@@ -127,22 +168,35 @@ def _number(value, spec: str = ".1f") -> str:
 def table(report: dict) -> str:
     inside = [r["inside the benchmark"] for r in report["rounds"]]
     alone = [r["alone"] for r in report["rounds"]]
+    after = [r.get("alone after bf16", {}) for r in report["rounds"]]
 
     def median(runs: list, key: str) -> str:
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
         return _number(statistics.median(values)) if values else "–"
 
-    lines = [f"{report['cpu']}, {report['arch']}, {report['data']} ({report['train_limit'] or 'all'} images)",
-             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {PROJECT} s "
-             "| MHz in / alone | stolen in / alone |", "|---|---|---|---|---|---|---|"]
-    for number, (i, a) in enumerate(zip(inside, alone), 1):
-        mi, ma = i.get("machine") or {}, a.get("machine") or {}
+    def machine(runs: tuple, key: str, spec: str) -> str:
+        return " / ".join(_number((r.get("machine") or {}).get(key), spec) for r in runs)
+
+    lines = [f"{report['cpu']} ({report.get('logical_cpus')} CPUs, {report.get('threads_per_core')} threads a "
+             f"core), {report['arch']}, {report['data']} ({report['train_limit'] or 'all'} images)",
+             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | "
+             f"{PROJECT} s | MHz in / alone / after | probe ms in / alone / after | stolen in / alone / after |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for number, runs in enumerate(zip(inside, alone, after), 1):
+        i, a, b = runs
         lines.append(f"| {number} | {_number(i.get(WAY))} | {_number(i.get(CODE))} | {_number(a.get(ALONE))} | "
-                     f"{_number(i.get(PROJECT))} | {_number(mi.get('mhz_start'), '.0f')} / "
-                     f"{_number(ma.get('mhz_start'), '.0f')} | {_number(mi.get('steal_share'), '.1%')} / "
-                     f"{_number(ma.get('steal_share'), '.1%')} |")
+                     f"{_number(b.get(AFTER_BF16))} | {_number(i.get(PROJECT))} | {machine(runs, 'mhz_start', '.0f')}"
+                     f" | {machine(runs, 'probe_ms_start', '.1f')} | {machine(runs, 'steal_share', '.1%')} |")
     lines.append(f"| median | {median(inside, WAY)} | {median(inside, CODE)} | {median(alone, ALONE)} | "
-                 f"{median(inside, PROJECT)} | | |")
+                 f"{median(after, AFTER_BF16)} | {median(inside, PROJECT)} | | | |")
+    lines += ["", "| paired by round | ratios | geometric mean | interval | Wilcoxon p |", "|---|---|---|---|---|"]
+    for what, _, _ in COMPARISONS:  # in their order: the JSON keeps its keys sorted
+        found = report.get("paired", {}).get(what)
+        if found:
+            low, high = found["interval"]
+            lines.append(f"| {what} | {', '.join(format(x, '.2f') for x in found['ratios'])} | "
+                         f"{found['geometric_mean']:.3f} | {found['confidence']:.0%}: {low:.3f} to {high:.3f} | "
+                         f"{found['wilcoxon_p']:.3g} |")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ benchmarks/speed.py runs it beside benchmarks/notebook_way.py (the baseline) and
 project's way, so a reader sees whether the baseline is the notebook.
 """
 import json
+import os
 import sys
 import time
 
@@ -133,6 +134,7 @@ def main(argv):
         running_loss += loss.item()
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "loss": running_loss / len(train_loader), "n_images": len(train_dataset),
+                      "environment": sorted(os.environ),  # the names only: what the process that started it passed
                       "project_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("stages", "benchmarks",
                                                                                                "tools"))}))
 

@@ -6,7 +6,8 @@ Python, a `DataLoader` with batch 128 shuffles, and Adam with `MSELoss` trains. 
 process gets nothing the notebook did not set: plain seeding (`torch.manual_seed`,
 `np.random.seed`), torch's default threads, deterministic algorithms off, denormals
 as the CPU computes them, glibc's allocator as it comes. `process_settings()` reads
-those back, so a test can check that none of the project's settings leaked in.
+those back, so a test can check that none of the project's settings leaked in, with
+what the process inherited from the one that started it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
+
+from benchmarks.machine import inherited_state
 
 # torchvision's dataset classes, by the data folder they stand for.
 DATASET_CLASSES = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}
@@ -121,4 +124,5 @@ def process_settings() -> dict:
                                   and m.rsplit(".", 1)[1] in ("allocator", "device", "training")),
         "malloc_env": sorted(k for k in os.environ if k.startswith("MALLOC_") or k.startswith("GLIBC_TUNABLES")),
         "math_env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(MATH_ENV_PREFIXES)},
+        "inherited": inherited_state(),  # affinity, niceness, huge pages, CPU quota: what its parent passed on
     }

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_topology, inherited_state, login_shell_env, machine_counters, machine_during  # noqa: E402
 from benchmarks.settings import params_model, settings  # noqa: E402
 from stages import TORCH_FREE_STAGES  # noqa: E402
 from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
@@ -231,45 +232,24 @@ def worker_main(task: str, args: list) -> None:
 
 # ----------------------------------------------------------------------------- parent
 
-def machine_counters() -> dict:
-    """What the machine is doing now: the cores' clock (MHz, mean) and /proc/stat's CPU times (jiffies)."""
-    found = {"mhz": None, "cpu_times": None}
-    try:
-        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-               if line.startswith("cpu MHz")]
-        found["mhz"] = sum(mhz) / len(mhz) if mhz else None
-        found["cpu_times"] = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    except (OSError, ValueError, IndexError):
-        pass
-    return found
-
-
-def machine_during(before: dict, after: dict) -> dict:
-    """The machine over one measurement: clock at its start and end, and the shares of CPU time stolen by the
-    host (a VM's neighbours) and spent by other processes than the measured one's cores."""
-    out = {"mhz_start": before["mhz"], "mhz_end": after["mhz"]}
-    if before["cpu_times"] and after["cpu_times"]:
-        delta = [b - a for a, b in zip(before["cpu_times"], after["cpu_times"])]
-        total = sum(delta) or 1
-        out["steal_share"] = delta[7] / total    # user nice system idle iowait irq softirq steal
-        out["idle_share"] = delta[3] / total
-    return out
-
-
 def measure(task: str, *args) -> dict:
-    started, before = time.perf_counter(), machine_counters()
+    before = machine_counters()  # first: its probe is not the process's time
+    started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", "worker", task, *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True)
+    process_seconds = time.perf_counter() - started
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_seconds"] = time.perf_counter() - started
+    result["process_seconds"] = process_seconds
     result["machine"] = machine_during(before, machine_counters())
     return result
 
 
 def measure_literal(arch: str, data: Path, limit, cache: str, seed: int) -> dict:
-    """One epoch of benchmarks/notebook_literal.py: the notebook's code, run as a script importing nothing of ours."""
+    """One epoch of benchmarks/notebook_literal.py: the notebook's code, run as a script importing nothing of ours,
+    started as from a fresh login shell (its environment, a new working folder), so that nothing this benchmark
+    set in its own environment reaches it."""
     import tempfile
 
     from benchmarks import notebook_way as notebook
@@ -287,7 +267,7 @@ def measure_literal(arch: str, data: Path, limit, cache: str, seed: int) -> dict
             args.append(keep)
         before = machine_counters()
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
-                              capture_output=True, text=True, cwd=scratch)
+                              capture_output=True, text=True, cwd=scratch, env=login_shell_env())
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "machine": machine_during(before, machine_counters())}
@@ -410,7 +390,9 @@ def run_benchmark(args) -> dict:
     report = {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "bf16_native": cpu_supports_bf16(), "torch": torch.__version__},
+                    "bf16_native": cpu_supports_bf16(), "torch": torch.__version__, **cpu_topology(),
+                    # what every measured process inherits from this one
+                    "inherited": inherited_state()},
         "data": str(data), "train_limit": args.train_limit, "runs": args.runs, "parts": args.parts,
         "settings": settings().__dict__,
     }

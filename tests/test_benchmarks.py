@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks.interleave import COMPARISONS, paired_ratio
 from tests.conftest import write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +84,7 @@ def test_the_notebook_baseline_runs_as_the_notebook_ran(tmp_path):
         "deterministic_algorithms": False, "flush_denormal": False, "denormals_are_zero": False,
         "threads": int(default_threads), "project_modules": [], "malloc_env": []}
     assert set(process["math_env"]) <= set(os.environ)  # recorded as the process had it
+    assert process["inherited"]["affinity"] == sorted(os.sched_getaffinity(0))  # what its parent passed on
     # The same probe sees the project's settings where they are on, so it can tell.
     project_probe = subprocess.run(
         [sys.executable, "-c", "import json; from stages.common.models.allocator import keep_freed_memory_for_reuse;"
@@ -134,13 +138,18 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
 
 
-def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path):
+def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path, monkeypatch):
     from benchmarks.speed import measure_literal
 
+    # Nothing the benchmark's own environment holds reaches it: it starts as from a fresh login shell.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("AE_BENCHMARK_MARKER", "set by the parent")
     data = write_idx_folder(tmp_path / "data", n_train=200, n_test=50)
     for arch in ("superres", "conv", "stacked", "vae", "denoising"):
         result = measure_literal(arch, data, "all", str(tmp_path / "cache"), 42)
         assert result["project_modules"] == [] and result["n_images"] == 200 and result["loss"] > 0, result
+        assert "PATH" in result["environment"], result["environment"]
+        assert not {"OMP_NUM_THREADS", "AE_BENCHMARK_MARKER"} & set(result["environment"]), result["environment"]
 
 
 def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(tmp_path):
@@ -150,8 +159,41 @@ def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(
                            "--train-limit", "100", "--rounds", "1", "--pause-seconds", "0", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    [round_] = json.loads(out.read_text())["rounds"]
+    from stages.common.models.device import cpu_supports_bf16
+
+    report = json.loads(out.read_text())
+    [round_] = report["rounds"]
     inside, alone = round_["inside the benchmark"], round_["alone"]
     assert all(inside[k] > 0 for k in ("notebook way", "notebook's code", "project fp32"))
     assert alone["notebook's code alone"] > 0 and "steal_share" in alone["machine"]
-    assert "| 1 |" in proc.stdout and "| median |" in proc.stdout
+    assert alone["machine"]["probe_ms_start"] > 0 and alone["machine"]["probe_ms_end"] > 0
+    # Both starting processes' inherited state, to be compared: here they are the same.
+    assert inside["inherited from the benchmark"] == report["inherited from this process (the runs alone)"]
+    # Straight after a bf16 epoch, where the CPU has bf16 hardware: does the clock it leaves slow the notebook?
+    assert ("alone after bf16" in round_) == cpu_supports_bf16()
+    if cpu_supports_bf16():
+        assert round_["alone after bf16"]["notebook's code alone, after bf16"] > 0
+    assert "| 1 |" in proc.stdout and "| median |" in proc.stdout and "threads a core" in proc.stdout
+    assert sorted(report["paired"]) == sorted(what for what, _, _ in COMPARISONS)  # one round pairs nothing yet
+    assert all(found is None for found in report["paired"].values())
+
+
+def test_the_interleaved_rounds_are_compared_in_pairs_with_an_interval():
+    rounds = [{"inside the benchmark": {"notebook's code": inside}, "alone": {"notebook's code alone": alone}}
+              for inside, alone in ((11.0, 10.0), (12.1, 11.0), (9.9, 9.0), (13.2, 12.0))]  # each round 1.1
+    found = paired_ratio(rounds, ("inside the benchmark", "notebook's code"), ("alone", "notebook's code alone"))
+    assert found["ratios"] == pytest.approx([1.1] * 4) and found["geometric_mean"] == pytest.approx(1.1)
+    low, high = found["interval"]
+    assert low == pytest.approx(1.1) and high == pytest.approx(1.1)  # no spread between rounds: no width
+    rounds[0]["alone"]["notebook's code alone"] = 10.5  # one round 1.048: still every round slower inside
+    low, high = paired_ratio(rounds, ("inside the benchmark", "notebook's code"),
+                             ("alone", "notebook's code alone"))["interval"]
+    assert 1 < low < 1.087 < high
+    rounds[1]["alone"]["notebook's code alone"] = 13.0  # one round the other way: the interval takes in 1
+    low, high = paired_ratio(rounds, ("inside the benchmark", "notebook's code"),
+                             ("alone", "notebook's code alone"))["interval"]
+    assert low < 1 < high
+    # A round whose leg failed (no number) is left out, not counted as a ratio.
+    rounds[2]["alone"] = {"error": "failed"}
+    assert len(paired_ratio(rounds, ("inside the benchmark", "notebook's code"),
+                            ("alone", "notebook's code alone"))["ratios"]) == 3
