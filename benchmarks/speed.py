@@ -452,6 +452,14 @@ def fmt(value, spec=".2f"):
     return "–" if value is None else format(value, spec)
 
 
+def paired_cell(entry: dict, precision: str) -> str:
+    """The median paired ratio and, beside it, the range of the rounds' ratios: with a few rounds, the honest
+    spread (a goal is met only if the whole range is under it)."""
+    pairs = entry.get(f"paired_ratios_{precision}") or []
+    spread = f" ({min(pairs):.2f}–{max(pairs):.2f})" if len(pairs) > 1 else ""
+    return fmt(entry.get(f"median_paired_ratio_{precision}")) + spread
+
+
 def table(report: dict) -> str:
     lines = [f"machine: {report['machine']}", f"data: {report['data']}, train_limit {report['train_limit']}, "
              f"median of {report['runs']} runs",
@@ -459,8 +467,8 @@ def table(report: dict) -> str:
              f"bf16 {fmt(report['peak'].get('bf16_gflops'), '.0f')} GFLOP/s"]
     if report["train"]:
         lines += ["", "| architecture | notebook's code s | notebook way s | way / code: medians, paired | same loss "
-                  "| baseline s (faster per round) | project fp32 s (ratio) | median paired ratio fp32 "
-                  "| project bf16 s (ratio) | median paired ratio bf16 | FLOP-limit s fp32 / bf16 "
+                  "| baseline s (faster per round) | project fp32 s (ratio) | median paired ratio fp32 (rounds' range) "
+                  "| project bf16 s (ratio) | median paired ratio bf16 (rounds' range) | FLOP-limit s fp32 / bf16 "
                   "| fp32 share of limit | RSS MB notebook / project |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
@@ -477,9 +485,9 @@ def table(report: dict) -> str:
                      f"{'yes' if entry.get('baseline_same_loss_as_literal') else 'NO'} | "
                      f"{fmt(entry['baseline_fp32']['seconds_per_epoch'], '.1f')} | "
                      f"{fmt(pr['seconds_per_epoch'], '.1f')} ({fmt(entry.get('ratio_fp32'))}) | "
-                     f"{fmt(entry.get('median_paired_ratio_fp32'))} | "
+                     f"{paired_cell(entry, 'fp32')} | "
                      f"{fmt(bf.get('seconds_per_epoch'), '.1f')} ({fmt(entry.get('ratio_bf16'))}) | "
-                     f"{fmt(entry.get('median_paired_ratio_bf16'))} | "
+                     f"{paired_cell(entry, 'bf16')} | "
                      f"{fmt(limit32, '.1f')} / {fmt(limit16, '.1f')} | "
                      f"{'–' if share is None else format(share, '.0%')} | "
                      f"{fmt(nb['peak_rss_mb'], '.0f')} / {fmt(pr['peak_rss_mb'], '.0f')} |")

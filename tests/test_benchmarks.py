@@ -126,6 +126,9 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert entry["paired_ratios_fp32"] == [p / b for p, b in zip(project, baseline)]
     medians = entry["project_fp32"]["seconds_per_epoch"], entry["baseline_fp32"]["seconds_per_epoch"]
     assert entry["ratio_fp32"] == medians[0] / medians[1]
+    # The table gives the paired ratio with the range of the rounds' ratios beside it.
+    ratios = entry["paired_ratios_fp32"]
+    assert f"{entry['median_paired_ratio_fp32']:.2f} ({min(ratios):.2f}–{max(ratios):.2f})" in proc.stdout
     assert len(literal) == 2 and entry["baseline_vs_literal_paired"] == [n / lit for n, lit in zip(notebook, literal)]
     assert entry["baseline_vs_literal_medians"] == (entry["notebook_fp32"]["seconds_per_epoch"]
                                                     / entry["literal_fp32"]["seconds_per_epoch"])
