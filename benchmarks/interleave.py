@@ -21,10 +21,12 @@ the benchmark's way of starting children costs it; if both move together from ro
 to round, the machine does. Every run also records the cores' clock as reported, a
 clock probe (a fixed scalar workload's milliseconds, before and after: a VM reports
 its nominal clock, the probe slows when the cores do) and the CPU time the host stole
-from this VM; the report records what each starting process passes on to its
-children (affinity, niceness, huge pages, CPU quota) and the CPU's topology. Writes
-JSON (default benchmarks/results/interleave.json) and prints a table. The same seed
-in every run: the same arithmetic.
+from this VM; the notebook's code reports its epoch's CPU time (so the cores it kept
+busy) and involuntary context switches: a slow run that computed more points at the
+cores, one that waited at its neighbours. The report records what each starting
+process passes on to its children (affinity, niceness, huge pages, CPU quota) and
+the CPU's topology. Writes JSON (default benchmarks/results/interleave.json) and
+prints a table. The same seed in every run: the same arithmetic.
 """
 from __future__ import annotations
 
@@ -65,6 +67,7 @@ def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> d
     return {WAY: entry["notebook_fp32"]["runs"][0], CODE: entry["literal_fp32"]["runs"][0],
             PROJECT: entry["project_fp32"]["runs"][0],
             "machine": entry["process"]["machine"]["literal fp32"][0],
+            "usage": entry["process"]["usage"]["literal fp32"][0],
             "inherited from the benchmark": report["machine"]["inherited"]}
 
 
@@ -95,7 +98,8 @@ def standalone_round(arch: str, data: Path, limit, seed: int, scratch: Path, pau
                           cwd=folder, env=login_shell_env(), capture_output=True, text=True)
     if proc.returncode:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return {AFTER_BF16 if after_bf16 else ALONE: json.loads(proc.stdout.strip().splitlines()[-1])["seconds"],
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {AFTER_BF16 if after_bf16 else ALONE: result["seconds"], "usage": result["usage"],
             "machine": machine_during(before, machine_counters())}
 
 
@@ -174,21 +178,24 @@ def table(report: dict) -> str:
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
         return _number(statistics.median(values)) if values else "–"
 
-    def machine(runs: tuple, key: str, spec: str) -> str:
-        return " / ".join(_number((r.get("machine") or {}).get(key), spec) for r in runs)
+    def machine(runs: tuple, key: str, spec: str, record: str = "machine") -> str:
+        return " / ".join(_number((r.get(record) or {}).get(key), spec) for r in runs)
 
     lines = [f"{report['cpu']} ({report.get('logical_cpus')} CPUs, {report.get('threads_per_core')} threads a "
              f"core), {report['arch']}, {report['data']} ({report['train_limit'] or 'all'} images)",
              f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | "
-             f"{PROJECT} s | MHz in / alone / after | probe ms in / alone / after | stolen in / alone / after |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{PROJECT} s | MHz in / alone / after | probe ms in / alone / after | stolen in / alone / after | "
+             "cores busy in / alone / after | involuntary switches in / alone / after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for number, runs in enumerate(zip(inside, alone, after), 1):
         i, a, b = runs
         lines.append(f"| {number} | {_number(i.get(WAY))} | {_number(i.get(CODE))} | {_number(a.get(ALONE))} | "
                      f"{_number(b.get(AFTER_BF16))} | {_number(i.get(PROJECT))} | {machine(runs, 'mhz_start', '.0f')}"
-                     f" | {machine(runs, 'probe_ms_start', '.1f')} | {machine(runs, 'steal_share', '.1%')} |")
+                     f" | {machine(runs, 'probe_ms_start', '.1f')} | {machine(runs, 'steal_share', '.1%')} | "
+                     f"{machine(runs, 'cores_busy', '.2f', 'usage')} | "
+                     f"{machine(runs, 'involuntary_switches', '.0f', 'usage')} |")
     lines.append(f"| median | {median(inside, WAY)} | {median(inside, CODE)} | {median(alone, ALONE)} | "
-                 f"{median(after, AFTER_BF16)} | {median(inside, PROJECT)} | | | |")
+                 f"{median(after, AFTER_BF16)} | {median(inside, PROJECT)} | | | | | |")
     lines += ["", "| paired by round | ratios | geometric mean | interval | Wilcoxon p |", "|---|---|---|---|---|"]
     for what, _, _ in COMPARISONS:  # in their order: the JSON keeps its keys sorted
         found = report.get("paired", {}).get(what)

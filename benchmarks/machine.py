@@ -9,6 +9,9 @@ stack limit, transparent huge pages (the system's mode and the process's
 `PR_SET_THP_DISABLE`), the cgroup's CPU quota. `cpu_topology` says how many of the
 logical CPUs are hyperthreads of one core, which sets torch's default thread count.
 `login_shell_env` is the environment a user's fresh shell would give a script.
+`process_usage` and `usage_during` say, over a timed epoch, whether a slow run
+computed more (CPU seconds up: slower cores, spinning threads) or waited (the cores
+less busy, more involuntary switches: neighbours took the CPU; page faults: memory).
 """
 from __future__ import annotations
 
@@ -37,6 +40,20 @@ def login_shell_env() -> dict:
     libraries (they would be there for a user too); nothing a parent process or make added."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "TERM")
     return {k: v for k, v in os.environ.items() if k in keep or k.startswith(("OPENBLAS_CORETYPE", "OPENBLAS_L2"))}
+
+
+def process_usage() -> dict:
+    """This process's CPU seconds (all its threads), context switches and page faults so far."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_seconds": used.ru_utime + used.ru_stime, "involuntary_switches": used.ru_nivcsw,
+            "voluntary_switches": used.ru_nvcsw, "major_faults": used.ru_majflt, "minor_faults": used.ru_minflt}
+
+
+def usage_during(before: dict, after: dict, wall_seconds: float) -> dict:
+    """What the process used between two `process_usage` readings, and how many cores it kept busy on average."""
+    used = {key: after[key] - before[key] for key in before}
+    used["cores_busy"] = used["cpu_seconds"] / wall_seconds if wall_seconds > 0 else None
+    return used
 
 
 def _read(path: str) -> str | None:

@@ -8,7 +8,8 @@ notebook's imports, its seeding, its torchvision dataset with `ToTensor()`, its
 (../shared/reference/notebook-facts.md), `Adam(lr=1e-3)`, `MSELoss()` and its
 training loop. The VAE and the Denoising AE, which the notebook did not have, are
 written the same way, each with the objective the project gives it. One epoch is
-timed, as the notebook's loop runs it; the result is printed as one JSON line.
+timed, as the notebook's loop runs it, with the CPU time and context switches of its
+threads over it; the result is printed as one JSON line.
 With the same seed, layers made in the same order and the same batches, its epoch's
 loss equals the baseline's to the last bit, which the benchmark checks.
 benchmarks/speed.py runs it beside benchmarks/notebook_way.py (the baseline) and the
@@ -16,6 +17,7 @@ project's way, so a reader sees whether the baseline is the notebook.
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -123,7 +125,7 @@ def main(argv):
     criterion = nn.MSELoss()
     optimizer = optim.Adam(model.parameters(), lr=float(lr))
 
-    started = time.perf_counter()
+    used, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     model.train()
     running_loss = 0.0
     for data, _ in train_loader:
@@ -133,7 +135,14 @@ def main(argv):
         optimizer.step()
         running_loss += loss.item()
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "loss": running_loss / len(train_loader), "n_images": len(train_dataset),
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_seconds = (after.ru_utime + after.ru_stime) - (used.ru_utime + used.ru_stime)
+    usage = {"cpu_seconds": cpu_seconds, "cores_busy": cpu_seconds / seconds,  # the benchmark's own record, inlined
+             "involuntary_switches": after.ru_nivcsw - used.ru_nivcsw,
+             "voluntary_switches": after.ru_nvcsw - used.ru_nvcsw, "major_faults": after.ru_majflt - used.ru_majflt,
+             "minor_faults": after.ru_minflt - used.ru_minflt}
+    print(json.dumps({"seconds": seconds, "usage": usage, "loss": running_loss / len(train_loader),
+                      "n_images": len(train_dataset),
                       "environment": sorted(os.environ),  # the names only: what the process that started it passed
                       "project_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("stages", "benchmarks",
                                                                                                "tools"))}))

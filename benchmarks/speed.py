@@ -27,7 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import cpu_topology, inherited_state, login_shell_env, machine_counters, machine_during  # noqa: E402
+from benchmarks.machine import (  # noqa: E402
+    cpu_topology,
+    inherited_state,
+    login_shell_env,
+    machine_counters,
+    machine_during,
+    process_usage,
+    usage_during,
+)
 from benchmarks.settings import params_model, settings  # noqa: E402
 from stages import TORCH_FREE_STAGES  # noqa: E402
 from stages.common.models.catalogue import ARCH_IDS  # noqa: E402
@@ -105,10 +113,12 @@ def worker_train(way: str, arch: str, data: str, limit: str, precision: str, cac
     fast_layout(model, cpu)
     optimizer = adam(model, chosen.lr)
     x = to_float_images(images, cpu)  # part of the stage's set-up, before its epochs
-    started = time.perf_counter()
+    used, started = process_usage(), time.perf_counter()
     loss, _ = train_epoch(model, optimizer, x, chosen.batch_size, torch.Generator().manual_seed(seed_value),
                           precision)
-    return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(images)}
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "loss": loss, "n_images": len(images),
+            "usage": usage_during(used, process_usage(), seconds)}
 
 
 def notebook_train(arch: str, data: Path, limit: str, cache: Path, seed: int) -> dict:
@@ -127,11 +137,12 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path, seed: int) ->
     model = params_model(arch)
     optimizer = torch.optim.Adam(model.parameters(), lr=chosen.lr)
     loader = notebook.notebook_loader(root, dataset, keep, chosen.batch_size)
-    started = time.perf_counter()
+    used, started = process_usage(), time.perf_counter()
     loss = notebook.notebook_epoch(model, optimizer, loader)
+    seconds = time.perf_counter() - started
     dataset_class = type(getattr(loader.dataset, "dataset", loader.dataset)).__name__
-    return {"seconds": time.perf_counter() - started, "loss": loss, "n_images": len(loader.dataset),
-            "dataset_class": dataset_class, "process": notebook.process_settings()}
+    return {"seconds": seconds, "loss": loss, "n_images": len(loader.dataset), "dataset_class": dataset_class,
+            "process": notebook.process_settings(), "usage": usage_during(used, process_usage(), seconds)}
 
 
 def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str) -> dict:
@@ -333,7 +344,10 @@ def train_entry(runs: dict, precisions: list, flops: float, seeds: list) -> dict
                               "faster": [b.get("which") for b in baseline]}
     entry["process"] = {"notebook way": [r.get("process") for r in notebook],
                         "machine": {f"{way} {precision}": [r.get("machine") for r in results]
-                                    for (way, precision), results in runs.items()}}
+                                    for (way, precision), results in runs.items()},
+                        # over each timed epoch: CPU seconds, cores kept busy, switches, page faults
+                        "usage": {f"{way} {precision}": [r.get("usage") for r in results]
+                                  for (way, precision), results in runs.items()}}
     # The check on the baseline: the notebook's code itself, run by the same pairs.
     checks = list(zip(notebook, literal))
     pairs = [n["seconds"] / lit["seconds"] for n, lit in checks if n.get("seconds") and lit.get("seconds")]

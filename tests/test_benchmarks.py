@@ -126,6 +126,10 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     assert entry["paired_ratios_fp32"] == [p / b for p, b in zip(project, baseline)]
     medians = entry["project_fp32"]["seconds_per_epoch"], entry["baseline_fp32"]["seconds_per_epoch"]
     assert entry["ratio_fp32"] == medians[0] / medians[1]
+    # Every way's epoch says what CPU time it took, so a slow run tells computing more from waiting.
+    usage = entry["process"]["usage"]
+    assert all(u["cpu_seconds"] > 0 and u["cores_busy"] > 0 for runs in usage.values() for u in runs), usage
+    assert {"literal fp32", "notebook fp32", "project fp32"} <= set(usage)
     # The table gives the paired ratio with the range of the rounds' ratios beside it.
     ratios = entry["paired_ratios_fp32"]
     assert f"{entry['median_paired_ratio_fp32']:.2f} ({min(ratios):.2f}–{max(ratios):.2f})" in proc.stdout
@@ -170,6 +174,8 @@ def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(
     assert all(inside[k] > 0 for k in ("notebook way", "notebook's code", "project fp32"))
     assert alone["notebook's code alone"] > 0 and "steal_share" in alone["machine"]
     assert alone["machine"]["probe_ms_start"] > 0 and alone["machine"]["probe_ms_end"] > 0
+    assert alone["usage"]["cpu_seconds"] > 0 and inside["usage"]["cpu_seconds"] > 0
+    assert "cores busy" in proc.stdout
     # Both starting processes' inherited state, to be compared: here they are the same.
     assert inside["inherited from the benchmark"] == report["inherited from this process (the runs alone)"]
     # Straight after a bf16 epoch, where the CPU has bf16 hardware: does the clock it leaves slow the notebook?

@@ -12,6 +12,8 @@ from benchmarks.machine import (
     login_shell_env,
     machine_counters,
     machine_during,
+    process_usage,
+    usage_during,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +60,19 @@ def test_a_login_shell_environment_keeps_the_basics_and_drops_what_a_parent_adde
     found = login_shell_env()
     assert found["PATH"] == "/usr/bin:/bin"
     assert "MKL_NUM_THREADS" not in found and "PYTHONPATH" not in found
+
+
+def test_usage_reads_the_cpu_time_and_page_faults_of_the_work_between():
+    before = process_usage()
+    pages = bytearray(64 * 2**20)
+    pages[::4096] = b"x" * len(pages[::4096])  # touch every page: each one a fault
+    sum(range(2_000_000))
+    used = usage_during(before, process_usage(), wall_seconds=0.5)
+    assert used["cpu_seconds"] > 0 and used["minor_faults"] >= 64 * 2**20 // 4096 // 2
+    assert used["cores_busy"] == used["cpu_seconds"] / 0.5
+    assert set(used) >= {"involuntary_switches", "voluntary_switches", "major_faults"}
+
+
+def test_usage_over_no_time_says_nothing_of_busy_cores():
+    reading = process_usage()
+    assert usage_during(reading, reading, wall_seconds=0)["cores_busy"] is None
