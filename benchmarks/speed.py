@@ -5,10 +5,12 @@
 In one run on the same data and machine it measures: the matrix-multiply peak
 (float32, and bfloat16 where the CPU has it); one training epoch per architecture
 as the notebook ran (benchmarks/notebook_way.py: torchvision's dataset class, none
-of the project's process settings) and the train stage's way, alternating, with the
+of the project's process settings), the notebook's own code (benchmarks/notebook_literal.py,
+from a login shell's environment) and the train stage's way, alternating, with the
 GFLOP/s reached and each run's pair ratio; the SVM stage against a plain `SVC.fit` +
 `predict`; the start-up of the stages that need no torch. Each measurement runs in
-its own process, so its peak memory (RSS) is its own. Prints a table and writes JSON
+its own process, so its peak memory (RSS) is its own, and records the machine around
+it and what its epoch used (benchmarks/machine.py). Prints a table and writes JSON
 (default benchmarks/results/speed.json). `--parts` measures only some of it, to redo
 one table after a change that touches only that part.
 """
