@@ -44,10 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import cpu_topology, inherited_state, login_shell_env, machine_counters, machine_during  # noqa: E402
+from benchmarks.machine import cpu_topology, inherited_state  # noqa: E402
 from benchmarks.notebook_way import MATH_ENV_PREFIXES  # noqa: E402
-from benchmarks.settings import settings  # noqa: E402
-from benchmarks.speed import DEFAULT_DATA, NOTEBOOK_CACHE, cpu_model, limited_train_indices, measure  # noqa: E402
+from benchmarks.speed import DEFAULT_DATA, NOTEBOOK_CACHE, cpu_model, measure, measure_literal  # noqa: E402
 
 WAY, CODE, ALONE, PROJECT = "notebook way", "notebook's code", "notebook's code alone", "project fp32"
 AFTER_BF16 = "notebook's code alone, after bf16"
@@ -71,36 +70,20 @@ def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> d
             "inherited from the benchmark": report["machine"]["inherited"]}
 
 
-def standalone_round(arch: str, data: Path, limit, seed: int, scratch: Path, pause_seconds: float,
-                     after_bf16: bool = False) -> dict:
-    """The notebook's code alone, after `pause_seconds` idle, or (`after_bf16`) straight after a bf16 epoch."""
-    from benchmarks import notebook_way as notebook
-
-    dataset = notebook.dataset_class_for(data)
-    root = notebook.torchvision_root(data, dataset, NOTEBOOK_CACHE)
-    chosen = settings()
-    args = [arch, root, dataset, limit or "all", seed, chosen.batch_size, chosen.lr, chosen.latent_dim]
-    if limit:
-        import numpy as np
-
-        keep = scratch / "keep.npy"
-        np.save(keep, limited_train_indices(data, str(limit)))
-        args.append(keep)
-    folder = Path(tempfile.mkdtemp(dir=scratch))
+def standalone_round(arch: str, data: Path, limit, seed: int, pause_seconds: float, after_bf16: bool = False) -> dict:
+    """The notebook's code alone, after `pause_seconds` idle, or (`after_bf16`) straight after a bf16 epoch: the
+    benchmark's own run of it (a login shell's environment, a new folder), started from this process instead."""
     if after_bf16:
         warm = measure("train", "project", arch, data, limit or "all", "bf16", NOTEBOOK_CACHE, seed)
         if "error" in warm:
             return {"error": f"the bf16 epoch before: {warm['error']}"}
     else:
         time.sleep(pause_seconds)  # as a user's separate command: the machine idle a moment before
-    before = machine_counters()
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
-                          cwd=folder, env=login_shell_env(), capture_output=True, text=True)
-    if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = measure_literal(arch, data, str(limit or "all"), "", seed)
+    if "error" in result:
+        return result
     return {AFTER_BF16 if after_bf16 else ALONE: result["seconds"], "usage": result["usage"],
-            "machine": machine_during(before, machine_counters())}
+            "machine": result["machine"]}
 
 
 def main(argv: list) -> None:
@@ -118,15 +101,16 @@ def main(argv: list) -> None:
         sys.exit("error: no data folder; pass --data DIR holding the four IDX .gz files")
     from stages.common.models.device import cpu_supports_bf16
 
+    bf16 = cpu_supports_bf16()
     rounds = []
     with tempfile.TemporaryDirectory() as scratch:
         for number in range(args.rounds):
             inside = benchmark_round(args.arch, data, args.train_limit, args.seed, Path(scratch))
-            alone = standalone_round(args.arch, data, args.train_limit, args.seed, Path(scratch), args.pause_seconds)
+            alone = standalone_round(args.arch, data, args.train_limit, args.seed, args.pause_seconds)
             rounds.append({"inside the benchmark": inside, "alone": alone})
-            if cpu_supports_bf16():
-                rounds[-1]["alone after bf16"] = standalone_round(args.arch, data, args.train_limit, args.seed,
-                                                                  Path(scratch), 0, after_bf16=True)
+            if bf16:
+                rounds[-1]["alone after bf16"] = standalone_round(args.arch, data, args.train_limit, args.seed, 0,
+                                                                  after_bf16=True)
             print(f"round {number + 1}: {json.dumps(rounds[-1])}", flush=True)
     math_env = {k: v for k, v in os.environ.items() if k.startswith(MATH_ENV_PREFIXES)}
     report = {"cpu": cpu_model(), **cpu_topology(), "data": str(data), "arch": args.arch,
