@@ -15,6 +15,13 @@ Each round runs, one after the other:
 3. where the CPU has bf16 hardware, the same run alone again, but straight after one
    bf16 epoch of the project's way (the benchmark's heaviest vector work), no pause:
    is the notebook slower after bf16 work, as a lower clock would make it?
+4. the same run alone once more, after a pause, with glibc told by its environment to keep
+   freed memory (what the train stage sets with mallopt): the notebook's epoch without the
+   page faults of a heap handed back to the kernel and taken again.
+
+Over every run of the notebook's code with the allocator as it comes, a least-squares line
+of epoch seconds on page faults says what a fault costs on this machine and how much of the
+run-to-run spread the faults explain (r²).
 
 If the notebook's code is slower inside the benchmark than alone in the same rounds,
 the benchmark's way of starting children costs it; if both move together from round
@@ -50,6 +57,7 @@ from benchmarks.speed import DEFAULT_DATA, NOTEBOOK_CACHE, cpu_model, measure, m
 
 WAY, CODE, ALONE, PROJECT = "notebook way", "notebook's code", "notebook's code alone", "project fp32"
 AFTER_BF16 = "notebook's code alone, after bf16"
+KEPT = "notebook's code alone, freed memory kept"
 
 
 def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> dict:
@@ -70,19 +78,24 @@ def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> d
             "inherited from the benchmark": report["machine"]["inherited"]}
 
 
-def standalone_round(arch: str, data: Path, limit, seed: int, pause_seconds: float, after_bf16: bool = False) -> dict:
+def standalone_round(arch: str, data: Path, limit, seed: int, pause_seconds: float, after_bf16: bool = False,
+                     kept: bool = False) -> dict:
     """The notebook's code alone, after `pause_seconds` idle, or (`after_bf16`) straight after a bf16 epoch: the
-    benchmark's own run of it (a login shell's environment, a new folder), started from this process instead."""
+    benchmark's own run of it (a login shell's environment, a new folder), started from this process instead.
+    `kept`: with glibc told by its environment to keep freed memory, as the train stage tells it (no page faults
+    of a heap handed back and taken again): what the notebook's time is without them."""
+    from stages.common.models.allocator import freed_memory_kept_env
+
     if after_bf16:
         warm = measure("train", "project", arch, data, limit or "all", "bf16", NOTEBOOK_CACHE, seed)
         if "error" in warm:
             return {"error": f"the bf16 epoch before: {warm['error']}"}
     else:
         time.sleep(pause_seconds)  # as a user's separate command: the machine idle a moment before
-    result = measure_literal(arch, data, str(limit or "all"), "", seed)
+    result = measure_literal(arch, data, str(limit or "all"), "", seed, freed_memory_kept_env() if kept else None)
     if "error" in result:
         return result
-    return {AFTER_BF16 if after_bf16 else ALONE: result["seconds"], "usage": result["usage"],
+    return {KEPT if kept else AFTER_BF16 if after_bf16 else ALONE: result["seconds"], "usage": result["usage"],
             "machine": result["machine"]}
 
 
@@ -107,7 +120,8 @@ def main(argv: list) -> None:
         for number in range(args.rounds):
             inside = benchmark_round(args.arch, data, args.train_limit, args.seed, Path(scratch))
             alone = standalone_round(args.arch, data, args.train_limit, args.seed, args.pause_seconds)
-            rounds.append({"inside the benchmark": inside, "alone": alone})
+            kept = standalone_round(args.arch, data, args.train_limit, args.seed, args.pause_seconds, kept=True)
+            rounds.append({"inside the benchmark": inside, "alone": alone, "alone, freed memory kept": kept})
             if bf16:
                 rounds[-1]["alone after bf16"] = standalone_round(args.arch, data, args.train_limit, args.seed, 0,
                                                                   after_bf16=True)
@@ -117,6 +131,7 @@ def main(argv: list) -> None:
               "train_limit": args.train_limit, "math_env": math_env,
               "inherited from this process (the runs alone)": inherited_state(), "rounds": rounds}
     report["paired"] = {what: paired_ratio(rounds, top, bottom) for what, top, bottom in COMPARISONS}
+    report["seconds_on_page_faults"] = fault_fit(rounds)
     from stages.common.outputs.atomic import write_json
 
     write_json(args.out, report)
@@ -128,7 +143,30 @@ COMPARISONS = (
     ("notebook's code: inside the benchmark / alone", ("inside the benchmark", CODE), ("alone", ALONE)),
     ("notebook way inside / notebook's code alone", ("inside the benchmark", WAY), ("alone", ALONE)),
     ("notebook's code alone: after bf16 / after a pause", ("alone after bf16", AFTER_BF16), ("alone", ALONE)),
+    ("notebook's code alone: freed memory kept / as glibc comes", ("alone, freed memory kept", KEPT),
+     ("alone", ALONE)),
 )
+# Every leg that runs the notebook's code with glibc's allocator as it comes: (leg, key).
+AS_IT_COMES = (("inside the benchmark", CODE), ("alone", ALONE), ("alone after bf16", AFTER_BF16))
+
+
+def fault_fit(rounds: list, confidence: float = 0.95) -> dict | None:
+    """Epoch seconds against page faults over every run of the notebook's code with the allocator as it comes:
+    the least-squares line (scipy's linregress), its slope in microseconds a fault with a t interval, and r². The
+    same code and seed every run, so what moves its time from run to run and is not the faults is left to r²."""
+    from scipy import stats
+
+    points = [(r[leg][key], r[leg]["usage"]["minor_faults"]) for r in rounds for leg, key in AS_IT_COMES
+              if isinstance(r.get(leg, {}).get(key), (int, float)) and (r[leg].get("usage") or {}).get("minor_faults")]
+    if len(points) < 3 or len({faults for _, faults in points}) < 2:
+        return None
+    seconds, faults = zip(*points)
+    fit = stats.linregress(faults, seconds)
+    half_width = stats.t.ppf((1 + confidence) / 2, len(points) - 2) * fit.stderr
+    return {"runs": len(points), "microseconds_per_fault": fit.slope * 1e6, "confidence": confidence,
+            "interval": [(fit.slope - half_width) * 1e6, (fit.slope + half_width) * 1e6],
+            "seconds_at_no_faults": fit.intercept, "r_squared": fit.rvalue ** 2,
+            "faults_millions": [min(faults) / 1e6, max(faults) / 1e6]}
 
 
 def paired_ratio(rounds: list, numerator: tuple, denominator: tuple, confidence: float = 0.95) -> dict | None:
@@ -157,6 +195,7 @@ def table(report: dict) -> str:
     inside = [r["inside the benchmark"] for r in report["rounds"]]
     alone = [r["alone"] for r in report["rounds"]]
     after = [r.get("alone after bf16", {}) for r in report["rounds"]]
+    kept = [r.get("alone, freed memory kept", {}) for r in report["rounds"]]
 
     def median(runs: list, key: str) -> str:
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
@@ -167,19 +206,25 @@ def table(report: dict) -> str:
 
     lines = [f"{report['cpu']} ({report.get('logical_cpus')} CPUs, {report.get('threads_per_core')} threads a "
              f"core), {report['arch']}, {report['data']} ({report['train_limit'] or 'all'} images)",
-             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | "
+             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | {KEPT} s | "
              f"{PROJECT} s | MHz in / alone / after | probe ms in / alone / after | stolen in / alone / after | "
-             "cores busy in / alone / after | involuntary switches in / alone / after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "cores busy in / alone / after | involuntary switches in / alone / after | "
+             "page faults M in / alone / after / kept | kernel s in / alone / after / kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for number, runs in enumerate(zip(inside, alone, after), 1):
         i, a, b = runs
+        with_kept = (*runs, kept[number - 1])
+        faults = " / ".join(_number((r.get("usage") or {}).get("minor_faults", 0) / 1e6 or None, ".2f")
+                            for r in with_kept)
         lines.append(f"| {number} | {_number(i.get(WAY))} | {_number(i.get(CODE))} | {_number(a.get(ALONE))} | "
-                     f"{_number(b.get(AFTER_BF16))} | {_number(i.get(PROJECT))} | {machine(runs, 'mhz_start', '.0f')}"
+                     f"{_number(b.get(AFTER_BF16))} | {_number(kept[number - 1].get(KEPT))} | "
+                     f"{_number(i.get(PROJECT))} | {machine(runs, 'mhz_start', '.0f')}"
                      f" | {machine(runs, 'probe_ms_start', '.1f')} | {machine(runs, 'steal_share', '.1%')} | "
                      f"{machine(runs, 'cores_busy', '.2f', 'usage')} | "
-                     f"{machine(runs, 'involuntary_switches', '.0f', 'usage')} |")
+                     f"{machine(runs, 'involuntary_switches', '.0f', 'usage')} | {faults} | "
+                     f"{machine(with_kept, 'system_seconds', '.1f', 'usage')} |")
     lines.append(f"| median | {median(inside, WAY)} | {median(inside, CODE)} | {median(alone, ALONE)} | "
-                 f"{median(after, AFTER_BF16)} | {median(inside, PROJECT)} | | | | | |")
+                 f"{median(after, AFTER_BF16)} | {median(kept, KEPT)} | {median(inside, PROJECT)} | | | | | | | |")
     lines += ["", "| paired by round | ratios | geometric mean | interval | Wilcoxon p |", "|---|---|---|---|---|"]
     for what, _, _ in COMPARISONS:  # in their order: the JSON keeps its keys sorted
         found = report.get("paired", {}).get(what)
@@ -188,6 +233,13 @@ def table(report: dict) -> str:
             lines.append(f"| {what} | {', '.join(format(x, '.2f') for x in found['ratios'])} | "
                          f"{found['geometric_mean']:.3f} | {found['confidence']:.0%}: {low:.3f} to {high:.3f} | "
                          f"{found['wilcoxon_p']:.3g} |")
+    fit = report.get("seconds_on_page_faults")
+    if fit:
+        low, high = fit["interval"]
+        lines += ["", f"epoch seconds against page faults, {fit['runs']} runs of the notebook's code with the "
+                  f"allocator as it comes ({fit['faults_millions'][0]:.2f}M to {fit['faults_millions'][1]:.2f}M "
+                  f"faults): {fit['microseconds_per_fault']:.2f} µs a fault ({fit['confidence']:.0%}: {low:.2f} to "
+                  f"{high:.2f}), {fit['seconds_at_no_faults']:.1f} s at none, r² {fit['r_squared']:.2f}"]
     return "\n".join(lines)
 
 

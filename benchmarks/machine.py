@@ -43,9 +43,11 @@ def login_shell_env() -> dict:
 
 
 def process_usage() -> dict:
-    """This process's CPU seconds (all its threads), context switches and page faults so far."""
+    """This process's CPU seconds (all its threads; of them, in the kernel: page faults are served there), context
+    switches and page faults so far."""
     used = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_seconds": used.ru_utime + used.ru_stime, "involuntary_switches": used.ru_nivcsw,
+    return {"cpu_seconds": used.ru_utime + used.ru_stime, "system_seconds": used.ru_stime,
+            "involuntary_switches": used.ru_nivcsw,
             "voluntary_switches": used.ru_nvcsw, "major_faults": used.ru_majflt, "minor_faults": used.ru_minflt}
 
 

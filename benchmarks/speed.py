@@ -259,10 +259,10 @@ def measure(task: str, *args) -> dict:
     return result
 
 
-def measure_literal(arch: str, data: Path, limit, cache: str, seed: int) -> dict:
+def measure_literal(arch: str, data: Path, limit, cache: str, seed: int, env_extra: dict | None = None) -> dict:
     """One epoch of benchmarks/notebook_literal.py: the notebook's code, run as a script importing nothing of ours,
     started as from a fresh login shell (its environment, a new working folder), so that nothing this benchmark
-    set in its own environment reaches it."""
+    set in its own environment reaches it; `env_extra` adds variables to that environment on purpose."""
     import tempfile
 
     from benchmarks import notebook_way as notebook
@@ -280,7 +280,8 @@ def measure_literal(arch: str, data: Path, limit, cache: str, seed: int) -> dict
             args.append(keep)
         before = machine_counters()
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/notebook_literal.py"), *map(str, args)],
-                              capture_output=True, text=True, cwd=scratch, env=login_shell_env())
+                              capture_output=True, text=True, cwd=scratch,
+                              env={**login_shell_env(), **(env_extra or {})})
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "machine": machine_during(before, machine_counters())}
@@ -311,19 +312,27 @@ def measure_train(args, data: Path, limit, precisions: list, peaks: list) -> dic
     Round r trains every way with seed args.baseline_seeds[r % len]: the notebook way (benchmarks/notebook_way.py,
     in a worker of this benchmark) and the notebook's own code (benchmarks/notebook_literal.py, a script that
     imports nothing of ours) are two equivalent runs of the notebook, the same loss to the last bit; the round's
-    baseline is the faster of the two, so no accident of one process makes the project look faster."""
+    baseline is the faster of the two, so no accident of one process makes the project look faster. Not a
+    baseline but beside it: the notebook's code with glibc told to keep freed memory, as the train stage tells it
+    (`literal_kept`), which shows what that one setting is worth and what the project gains beyond it."""
+    from stages.common.models.allocator import freed_memory_kept_env
+
     out = {}
     for arch in args.archs:
         flops = measure("flops", arch)["flops_per_image"]
-        runs = {("literal", "fp32"): [], ("notebook", "fp32"): [], **{("project", p): [] for p in precisions}}
+        runs = {("literal", "fp32"): [], ("notebook", "fp32"): [], ("literal_kept", "fp32"): [],
+                **{("project", p): [] for p in precisions}}
         seeds = []
         for run in range(args.runs):
             seed = args.baseline_seeds[run % len(args.baseline_seeds)]
             seeds.append(seed)
             order = list(runs) if run % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for way, precision in order:
-                result = (measure_literal(arch, data, limit, args.torchvision_cache, seed) if way == "literal" else
-                          measure("train", way, arch, data, limit, precision, args.torchvision_cache, seed))
+                if way.startswith("literal"):
+                    kept = freed_memory_kept_env() if way == "literal_kept" else None
+                    result = measure_literal(arch, data, limit, args.torchvision_cache, seed, kept)
+                else:
+                    result = measure("train", way, arch, data, limit, precision, args.torchvision_cache, seed)
                 runs[(way, precision)].append(result)
                 print(f"  {arch} {way} {precision} run {run + 1} (seed {seed}): "
                       f"{result.get('seconds', result.get('error'))}", flush=True)
@@ -363,15 +372,24 @@ def train_entry(runs: dict, precisions: list, flops: float, seeds: list) -> dict
     entry["losses"] = {"notebook way": [n.get("loss") for n in notebook],
                        "notebook's code": [c.get("loss") for c in literal]}
     base = entry["baseline_fp32"]["seconds_per_epoch"]
+    kept = runs.get(("literal_kept", "fp32"))
+    if kept:  # what keeping freed memory alone does to the notebook, and what the project does beyond it
+        entry["kept_vs_baseline_paired"] = paired_ratios(kept, baseline)
+        for precision in precisions:
+            entry[f"paired_ratios_{precision}_vs_kept"] = paired_ratios(runs[("project", precision)], kept)
     for precision in precisions:
         project = entry[f"project_{precision}"]["seconds_per_epoch"]
         entry[f"ratio_{precision}"] = project / base if project and base else None
         # Each run's pair ran back to back, so a slow spell of the host weighs on both.
-        pairs = [p["seconds"] / b["seconds"] for p, b in zip(runs[("project", precision)], baseline)
-                 if p.get("seconds") and b.get("seconds")]
+        pairs = paired_ratios(runs[("project", precision)], baseline)
         entry[f"paired_ratios_{precision}"] = pairs
         entry[f"median_paired_ratio_{precision}"] = statistics.median(pairs) if pairs else None
     return entry
+
+
+def paired_ratios(tops: list, bottoms: list) -> list:
+    """Each round's ratio of two runs that ran back to back, where both ran."""
+    return [t["seconds"] / b["seconds"] for t, b in zip(tops, bottoms) if t.get("seconds") and b.get("seconds")]
 
 
 def summary_of(results: list, flops: float, n_images) -> dict:
@@ -468,12 +486,26 @@ def fmt(value, spec=".2f"):
     return "–" if value is None else format(value, spec)
 
 
-def paired_cell(entry: dict, precision: str) -> str:
+def paired_cell(entry: dict, precision: str, key: str | None = None) -> str:
     """The median paired ratio and, beside it, the range of the rounds' ratios: with a few rounds, the honest
-    spread (a goal is met only if the whole range is under it)."""
-    pairs = entry.get(f"paired_ratios_{precision}") or []
+    spread (a goal is met only if the whole range is under it). `key` names another list of paired ratios."""
+    pairs = entry.get(key or f"paired_ratios_{precision}") or []
     spread = f" ({min(pairs):.2f}–{max(pairs):.2f})" if len(pairs) > 1 else ""
-    return fmt(entry.get(f"median_paired_ratio_{precision}")) + spread
+    return fmt(statistics.median(pairs) if pairs else None) + spread
+
+
+def faults_cell(entry: dict, ways: tuple = ("literal fp32", "literal_kept fp32", "project fp32")) -> str:
+    """Median page faults (millions) and kernel seconds of an epoch, way by way: the cost glibc's default allocator
+    adds, served in the kernel."""
+    usage = entry.get("process", {}).get("usage", {})
+    cells = []
+    for way in ways:
+        runs = [u for u in usage.get(way) or [] if u]
+        faults = [u["minor_faults"] / 1e6 for u in runs if "minor_faults" in u]
+        system = [u["system_seconds"] for u in runs if "system_seconds" in u]
+        cells.append(f"{fmt(statistics.median(faults) if faults else None, '.2f')}M "
+                     f"{fmt(statistics.median(system) if system else None, '.1f')}s")
+    return " / ".join(cells)
 
 
 def table(report: dict) -> str:
@@ -485,8 +517,9 @@ def table(report: dict) -> str:
         lines += ["", "| architecture | notebook's code s | notebook way s | way / code: medians, paired | same loss "
                   "| baseline s (faster per round) | project fp32 s (ratio) | median paired ratio fp32 (rounds' range) "
                   "| project bf16 s (ratio) | median paired ratio bf16 (rounds' range) | FLOP-limit s fp32 / bf16 "
-                  "| fp32 share of limit | RSS MB notebook / project |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| fp32 share of limit | RSS MB notebook / project | notebook's code, freed memory kept s "
+                  "(paired / baseline) | project fp32 / it, paired | page faults, kernel s: code / kept / project |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fp32_peak, bf16_peak = report["peak"].get("fp32_gflops"), report["peak"].get("bf16_gflops")
     for arch, entry in report["train"].items():
         nb, pr, bf = entry["notebook_fp32"], entry["project_fp32"], entry.get("project_bf16", {})
@@ -506,7 +539,10 @@ def table(report: dict) -> str:
                      f"{paired_cell(entry, 'bf16')} | "
                      f"{fmt(limit32, '.1f')} / {fmt(limit16, '.1f')} | "
                      f"{'–' if share is None else format(share, '.0%')} | "
-                     f"{fmt(nb['peak_rss_mb'], '.0f')} / {fmt(pr['peak_rss_mb'], '.0f')} |")
+                     f"{fmt(nb['peak_rss_mb'], '.0f')} / {fmt(pr['peak_rss_mb'], '.0f')} | "
+                     f"{fmt(entry.get('literal_kept_fp32', {}).get('seconds_per_epoch'), '.1f')} "
+                     f"({paired_cell(entry, 'fp32', 'kept_vs_baseline_paired')}) | "
+                     f"{paired_cell(entry, 'fp32', 'paired_ratios_fp32_vs_kept')} | {faults_cell(entry)} |")
     if "bf16" in report:
         lines.append(f"\nbf16: {report['bf16']}")
     if "quality" in report:

@@ -15,6 +15,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # The largest mmap threshold glibc accepts on 64-bit (4 * 1024 * 1024 * sizeof(long)).
 MMAP_THRESHOLD_MAX_BYTES = 32 << 20
+# A trim threshold the heap never reaches: freed memory stays in the process.
+TRIM_NEVER_BYTES = 2**31 - 1
 
 
 def _mallopt():
@@ -36,8 +38,15 @@ def keep_freed_memory_for_reuse() -> bool:
     if mallopt is None:
         return False
     took_mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX_BYTES)
-    took_trim = mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    took_trim = mallopt(M_TRIM_THRESHOLD, TRIM_NEVER_BYTES)
     return bool(took_mmap and took_trim)
+
+
+def freed_memory_kept_env() -> dict:
+    """`keep_freed_memory_for_reuse` as environment variables, for a program that cannot call it (glibc reads them
+    when the process starts): what the benchmark gives the notebook's own code to show what this one setting is
+    worth on its own."""
+    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_MAX_BYTES), "MALLOC_TRIM_THRESHOLD_": str(TRIM_NEVER_BYTES)}
 
 
 def keep_large_buffers_off_heap(threshold_bytes: int = 4 << 20) -> bool:
