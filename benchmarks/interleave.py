@@ -163,9 +163,9 @@ def fault_fit(rounds: list, confidence: float = 0.95) -> dict | None:
     seconds, faults = zip(*points)
     fit = stats.linregress(faults, seconds)
     half_width = stats.t.ppf((1 + confidence) / 2, len(points) - 2) * fit.stderr
-    return {"runs": len(points), "microseconds_per_fault": fit.slope * 1e6, "confidence": confidence,
-            "interval": [(fit.slope - half_width) * 1e6, (fit.slope + half_width) * 1e6],
-            "seconds_at_no_faults": fit.intercept, "r_squared": fit.rvalue ** 2,
+    return {"runs": len(points), "microseconds_per_fault": float(fit.slope * 1e6), "confidence": confidence,
+            "interval": [float((fit.slope - half_width) * 1e6), float((fit.slope + half_width) * 1e6)],
+            "seconds_at_no_faults": float(fit.intercept), "r_squared": float(fit.rvalue ** 2),
             "faults_millions": [min(faults) / 1e6, max(faults) / 1e6]}
 
 

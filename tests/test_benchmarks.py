@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.interleave import COMPARISONS, paired_ratio
+from benchmarks.interleave import COMPARISONS, fault_fit, paired_ratio
 from tests.conftest import write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +143,12 @@ def test_the_speed_benchmark_times_both_ways_and_pairs_their_runs(tmp_path):
     losses = entry["losses"]  # each round's, both ways: a mismatch says which round
     assert losses["notebook way"] == losses["notebook's code"] and len(losses["notebook way"]) == 2
     assert "| stacked |" in proc.stdout and "notebook's code s" in proc.stdout
+    # Beside the baseline, not in it: the notebook's code with freed memory kept, paired with it and the project.
+    kept = entry["literal_kept_fp32"]["runs"]
+    assert len(kept) == 2 and entry["kept_vs_baseline_paired"] == [k / b for k, b in zip(kept, baseline)]
+    assert entry["paired_ratios_fp32_vs_kept"] == [p / k for p, k in zip(project, kept)]
+    assert all("system_seconds" in u for runs in usage.values() for u in runs), usage
+    assert "freed memory kept s" in proc.stdout and "page faults, kernel s" in proc.stdout
 
 
 def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path, monkeypatch):
@@ -157,6 +163,13 @@ def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path, monkeypat
         assert result["project_modules"] == [] and result["n_images"] == 200 and result["loss"] > 0, result
         assert "PATH" in result["environment"], result["environment"]
         assert not {"OMP_NUM_THREADS", "AE_BENCHMARK_MARKER"} & set(result["environment"]), result["environment"]
+    # Only what is added on purpose reaches it, and it still computes the same loss.
+    from stages.common.models.allocator import freed_memory_kept_env
+
+    plain = measure_literal("stacked", data, "all", str(tmp_path / "cache"), 42)
+    kept = measure_literal("stacked", data, "all", str(tmp_path / "cache"), 42, freed_memory_kept_env())
+    assert set(freed_memory_kept_env()) <= set(kept["environment"]) and kept["loss"] == plain["loss"]
+    assert not set(freed_memory_kept_env()) & set(plain["environment"])
 
 
 def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(tmp_path):
@@ -183,6 +196,10 @@ def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(
     if cpu_supports_bf16():
         assert round_["alone after bf16"]["notebook's code alone, after bf16"] > 0
     assert "| 1 |" in proc.stdout and "| median |" in proc.stdout and "threads a core" in proc.stdout
+    # Once more alone, glibc keeping freed memory: the notebook's epoch without the faults of a heap handed back.
+    kept = round_["alone, freed memory kept"]
+    assert kept["notebook's code alone, freed memory kept"] > 0 and kept["usage"]["system_seconds"] >= 0
+    assert "page faults M in / alone / after / kept" in proc.stdout
     assert sorted(report["paired"]) == sorted(what for what, _, _ in COMPARISONS)  # one round pairs nothing yet
     assert all(found is None for found in report["paired"].values())
 
@@ -206,3 +223,31 @@ def test_the_interleaved_rounds_are_compared_in_pairs_with_an_interval():
     rounds[2]["alone"] = {"error": "failed"}
     assert len(paired_ratio(rounds, ("inside the benchmark", "notebook's code"),
                             ("alone", "notebook's code alone"))["ratios"]) == 3
+
+
+def fault_rounds(points: list) -> list:
+    """Rounds whose notebook's-code runs took `seconds` with `faults` page faults, three legs a round."""
+    legs = (("inside the benchmark", "notebook's code"), ("alone", "notebook's code alone"),
+            ("alone after bf16", "notebook's code alone, after bf16"))
+    return [{leg: {key: seconds, "usage": {"minor_faults": faults}} for (leg, key), (seconds, faults) in
+             zip(legs, points[i:i + 3])} for i in range(0, len(points), 3)]
+
+
+def test_the_epoch_seconds_are_fitted_on_the_page_faults():
+    # 10 s of work and 2 microseconds a fault, exactly: the fit says so, and that faults explain all the spread.
+    exact = [(10 + 2e-6 * f, f) for f in (5e6, 6e6, 7e6, 8e6, 9e6, 5.5e6)]
+    found = fault_fit(fault_rounds(exact))
+    assert found["runs"] == 6 and found["microseconds_per_fault"] == pytest.approx(2.0)
+    assert found["seconds_at_no_faults"] == pytest.approx(10.0) and found["r_squared"] == pytest.approx(1.0)
+    assert found["interval"][0] == pytest.approx(2.0) and found["faults_millions"] == [5.0, 9.0]
+    # Times that do not follow the faults: the slope's interval takes in 0 and r² is small.
+    unrelated = [(s, f) for s, f in zip((10.0, 12.0, 10.0, 12.0, 11.0, 11.0), (5e6, 6e6, 7e6, 8e6, 5e6, 8e6))]
+    found = fault_fit(fault_rounds(unrelated))
+    assert found["interval"][0] < 0 < found["interval"][1] and found["r_squared"] < 0.5
+    # Legs without a time or without a count are left out; too few runs, or one count only, fit nothing.
+    rounds = fault_rounds(exact)
+    rounds[0]["alone"] = {"error": "failed"}
+    rounds[1]["alone"]["usage"] = None
+    assert fault_fit(rounds)["runs"] == 4
+    assert fault_fit(fault_rounds(exact[:2])) is None
+    assert fault_fit(fault_rounds([(10.0, 5e6), (11.0, 5e6), (12.0, 5e6)])) is None

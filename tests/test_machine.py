@@ -71,6 +71,8 @@ def test_usage_reads_the_cpu_time_and_page_faults_of_the_work_between():
     assert used["cpu_seconds"] > 0 and used["minor_faults"] >= 64 * 2**20 // 4096 // 2
     assert used["cores_busy"] == used["cpu_seconds"] / 0.5
     assert set(used) >= {"involuntary_switches", "voluntary_switches", "major_faults"}
+    # The kernel serves the faults: its share of the CPU time is kept apart, never more than the whole.
+    assert 0 <= used["system_seconds"] <= used["cpu_seconds"]
 
 
 def test_usage_over_no_time_says_nothing_of_busy_cores():
