@@ -15,7 +15,7 @@ Each round runs, one after the other:
 3. where the CPU has bf16 hardware, the same run alone again, but straight after one
    bf16 epoch of the project's way (the benchmark's heaviest vector work), no pause:
    is the notebook slower after bf16 work, as a lower clock would make it?
-4. the same run alone once more, after a pause, with glibc told by its environment to keep
+4. (run between 2 and 3) the same run alone once more, after a pause, with glibc told by its environment to keep
    freed memory (what the train stage sets with mallopt): the notebook's epoch without the
    page faults of a heap handed back to the kernel and taken again.
 
