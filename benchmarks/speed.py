@@ -361,7 +361,7 @@ def train_entry(runs: dict, precisions: list, flops: float, seeds: list) -> dict
                                   for (way, precision), results in runs.items()}}
     # The check on the baseline: the notebook's code itself, run by the same pairs.
     checks = list(zip(notebook, literal))
-    pairs = [n["seconds"] / lit["seconds"] for n, lit in checks if n.get("seconds") and lit.get("seconds")]
+    pairs = paired_ratios(notebook, literal)
     entry["baseline_vs_literal_paired"] = pairs
     entry["baseline_vs_literal"] = statistics.median(pairs) if pairs else None
     way, code = entry["notebook_fp32"]["seconds_per_epoch"], entry["literal_fp32"]["seconds_per_epoch"]
