@@ -17,11 +17,16 @@ Each round runs, one after the other:
    is the notebook slower after bf16 work, as a lower clock would make it?
 4. (run between 2 and 3) the same run alone once more, after a pause, with glibc told by its environment to keep
    freed memory (what the train stage sets with mallopt): the notebook's epoch without the
-   page faults of a heap handed back to the kernel and taken again.
+   page faults of a heap handed back to the kernel and taken again. The benchmark in step 1
+   runs it so too (`literal_kept`): inside against alone with no faults on either side says
+   whether the faults are all that the benchmark's way of starting children costs.
 
 Over every run of the notebook's code with the allocator as it comes, a least-squares line
 of epoch seconds on page faults says what a fault costs on this machine and how much of the
 run-to-run spread the faults explain (r²).
+
+Each leg's CPU seconds outside the kernel (user seconds) are paired the same way: a
+gap in them is work or waiting that the page faults' kernel time does not count.
 
 If the notebook's code is slower inside the benchmark than alone in the same rounds,
 the benchmark's way of starting children costs it; if both move together from round
@@ -58,9 +63,12 @@ from benchmarks.speed import DEFAULT_DATA, NOTEBOOK_CACHE, cpu_model, measure, m
 WAY, CODE, ALONE, PROJECT = "notebook way", "notebook's code", "notebook's code alone", "project fp32"
 AFTER_BF16 = "notebook's code alone, after bf16"
 KEPT = "notebook's code alone, freed memory kept"
+KEPT_INSIDE = "notebook's code, freed memory kept"
+USER = "user CPU seconds"  # not a key of the legs: leg_value reads it off a leg's usage
 
 
 def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> dict:
+    """One run of the benchmark: its legs "inside the benchmark" and "inside the benchmark, freed memory kept"."""
     out = scratch / "speed.json"
     args = ["--data", str(data), "--parts", "train", "--archs", arch, "--runs", "1", "--quality-epochs", "0",
             "--baseline-seeds", str(seed), "--out", str(out)]
@@ -68,14 +76,17 @@ def benchmark_round(arch: str, data: Path, limit, seed: int, scratch: Path) -> d
         args += ["--train-limit", str(limit)]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.speed", *args], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        return {"inside the benchmark": {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}}
     report = json.loads(out.read_text())
     entry = report["train"][arch]
-    return {WAY: entry["notebook_fp32"]["runs"][0], CODE: entry["literal_fp32"]["runs"][0],
-            PROJECT: entry["project_fp32"]["runs"][0],
-            "machine": entry["process"]["machine"]["literal fp32"][0],
-            "usage": entry["process"]["usage"]["literal fp32"][0],
-            "inherited from the benchmark": report["machine"]["inherited"]}
+    machine, usage = entry["process"]["machine"], entry["process"]["usage"]
+    return {"inside the benchmark": {WAY: entry["notebook_fp32"]["runs"][0], CODE: entry["literal_fp32"]["runs"][0],
+                                     PROJECT: entry["project_fp32"]["runs"][0], "machine": machine["literal fp32"][0],
+                                     "usage": usage["literal fp32"][0],
+                                     "inherited from the benchmark": report["machine"]["inherited"]},
+            "inside the benchmark, freed memory kept": {KEPT_INSIDE: entry["literal_kept_fp32"]["runs"][0],
+                                                        "machine": machine["literal_kept fp32"][0],
+                                                        "usage": usage["literal_kept fp32"][0]}}
 
 
 def standalone_round(arch: str, data: Path, limit, seed: int, pause_seconds: float, after_bf16: bool = False,
@@ -121,7 +132,7 @@ def main(argv: list) -> None:
             inside = benchmark_round(args.arch, data, args.train_limit, args.seed, Path(scratch))
             alone = standalone_round(args.arch, data, args.train_limit, args.seed, args.pause_seconds)
             kept = standalone_round(args.arch, data, args.train_limit, args.seed, args.pause_seconds, kept=True)
-            rounds.append({"inside the benchmark": inside, "alone": alone, "alone, freed memory kept": kept})
+            rounds.append({**inside, "alone": alone, "alone, freed memory kept": kept})
             if bf16:
                 rounds[-1]["alone after bf16"] = standalone_round(args.arch, data, args.train_limit, args.seed, 0,
                                                                   after_bf16=True)
@@ -145,6 +156,11 @@ COMPARISONS = (
     ("notebook's code alone: after bf16 / after a pause", ("alone after bf16", AFTER_BF16), ("alone", ALONE)),
     ("notebook's code alone: freed memory kept / as glibc comes", ("alone, freed memory kept", KEPT),
      ("alone", ALONE)),
+    ("notebook's code, freed memory kept: inside the benchmark / alone",
+     ("inside the benchmark, freed memory kept", KEPT_INSIDE), ("alone, freed memory kept", KEPT)),
+    ("user CPU s, notebook's code: inside the benchmark / alone", ("inside the benchmark", USER), ("alone", USER)),
+    ("user CPU s, freed memory kept: inside the benchmark / alone", ("inside the benchmark, freed memory kept", USER),
+     ("alone, freed memory kept", USER)),
 )
 # Every leg that runs the notebook's code with glibc's allocator as it comes: (leg, key).
 AS_IT_COMES = (("inside the benchmark", CODE), ("alone", ALONE), ("alone after bf16", AFTER_BF16))
@@ -169,14 +185,25 @@ def fault_fit(rounds: list, confidence: float = 0.95) -> dict | None:
             "faults_millions": [min(faults) / 1e6, max(faults) / 1e6]}
 
 
+def leg_value(round_: dict, leg: str, key: str):
+    """A number of one leg of a round: under `key`, or for USER its CPU seconds outside the kernel; None if the
+    leg failed or did not run."""
+    found = round_.get(leg) or {}
+    if key == USER:
+        usage = found.get("usage") or {}
+        cpu, system = usage.get("cpu_seconds"), usage.get("system_seconds")
+        return cpu - system if isinstance(cpu, (int, float)) and isinstance(system, (int, float)) else None
+    value = found.get(key)
+    return value if isinstance(value, (int, float)) else None
+
+
 def paired_ratio(rounds: list, numerator: tuple, denominator: tuple, confidence: float = 0.95) -> dict | None:
     """Round-by-round ratios of two legs, their geometric mean and its t interval (on the log ratios, so a
     slow spell of the host that moves both legs of a round cancels), and Wilcoxon's signed-rank p."""
     from scipy import stats
 
-    ratios = [r[numerator[0]][numerator[1]] / r[denominator[0]][denominator[1]] for r in rounds
-              if isinstance(r.get(numerator[0], {}).get(numerator[1]), (int, float))
-              and isinstance(r.get(denominator[0], {}).get(denominator[1]), (int, float))]
+    pairs = [(leg_value(r, *numerator), leg_value(r, *denominator)) for r in rounds]
+    ratios = [top / bottom for top, bottom in pairs if top is not None and bottom]
     if len(ratios) < 2:
         return None
     logs = [math.log(x) for x in ratios]
@@ -196,6 +223,7 @@ def table(report: dict) -> str:
     alone = [r["alone"] for r in report["rounds"]]
     after = [r.get("alone after bf16", {}) for r in report["rounds"]]
     kept = [r.get("alone, freed memory kept", {}) for r in report["rounds"]]
+    kept_inside = [r.get("inside the benchmark, freed memory kept", {}) for r in report["rounds"]]
 
     def median(runs: list, key: str) -> str:
         values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
@@ -206,25 +234,29 @@ def table(report: dict) -> str:
 
     lines = [f"{report['cpu']} ({report.get('logical_cpus')} CPUs, {report.get('threads_per_core')} threads a "
              f"core), {report['arch']}, {report['data']} ({report['train_limit'] or 'all'} images)",
-             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | {KEPT} s | "
-             f"{PROJECT} s | MHz in / alone / after | probe ms in / alone / after | stolen in / alone / after | "
-             "cores busy in / alone / after | involuntary switches in / alone / after | "
-             "page faults M in / alone / after / kept | kernel s in / alone / after / kept |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| round | {WAY} (in benchmark) s | {CODE} (in benchmark) s | {ALONE} s | {AFTER_BF16} s | "
+             f"{KEPT_INSIDE} (in benchmark) s | {KEPT} s | {PROJECT} s | MHz in / alone / after | "
+             "probe ms in / alone / after | stolen in / alone / after | cores busy in / alone / after | "
+             "involuntary switches in / alone / after | page faults M in / alone / after / kept in / kept | "
+             "kernel s in / alone / after / kept in / kept | user CPU s in / alone / after / kept in / kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for number, runs in enumerate(zip(inside, alone, after), 1):
         i, a, b = runs
-        with_kept = (*runs, kept[number - 1])
+        every = (*runs, kept_inside[number - 1], kept[number - 1])
         faults = " / ".join(_number((r.get("usage") or {}).get("minor_faults", 0) / 1e6 or None, ".2f")
-                            for r in with_kept)
+                            for r in every)
+        user = " / ".join(_number(leg_value({"leg": r}, "leg", USER)) for r in every)
         lines.append(f"| {number} | {_number(i.get(WAY))} | {_number(i.get(CODE))} | {_number(a.get(ALONE))} | "
-                     f"{_number(b.get(AFTER_BF16))} | {_number(kept[number - 1].get(KEPT))} | "
+                     f"{_number(b.get(AFTER_BF16))} | {_number(kept_inside[number - 1].get(KEPT_INSIDE))} | "
+                     f"{_number(kept[number - 1].get(KEPT))} | "
                      f"{_number(i.get(PROJECT))} | {machine(runs, 'mhz_start', '.0f')}"
                      f" | {machine(runs, 'probe_ms_start', '.1f')} | {machine(runs, 'steal_share', '.1%')} | "
                      f"{machine(runs, 'cores_busy', '.2f', 'usage')} | "
                      f"{machine(runs, 'involuntary_switches', '.0f', 'usage')} | {faults} | "
-                     f"{machine(with_kept, 'system_seconds', '.1f', 'usage')} |")
+                     f"{machine(every, 'system_seconds', '.1f', 'usage')} | {user} |")
     lines.append(f"| median | {median(inside, WAY)} | {median(inside, CODE)} | {median(alone, ALONE)} | "
-                 f"{median(after, AFTER_BF16)} | {median(kept, KEPT)} | {median(inside, PROJECT)} | | | | | | | |")
+                 f"{median(after, AFTER_BF16)} | {median(kept_inside, KEPT_INSIDE)} | {median(kept, KEPT)} | "
+                 f"{median(inside, PROJECT)} | | | | | | | | |")
     lines += ["", "| paired by round | ratios | geometric mean | interval | Wilcoxon p |", "|---|---|---|---|---|"]
     for what, _, _ in COMPARISONS:  # in their order: the JSON keeps its keys sorted
         found = report.get("paired", {}).get(what)

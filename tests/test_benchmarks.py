@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.interleave import COMPARISONS, fault_fit, paired_ratio
+from benchmarks.interleave import COMPARISONS, USER, fault_fit, leg_value, paired_ratio
 from tests.conftest import write_idx_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +199,11 @@ def test_the_interleaved_check_runs_the_notebook_inside_the_benchmark_and_alone(
     # Once more alone, glibc keeping freed memory: the notebook's epoch without the faults of a heap handed back.
     kept = round_["alone, freed memory kept"]
     assert kept["notebook's code alone, freed memory kept"] > 0 and kept["usage"]["system_seconds"] >= 0
-    assert "page faults M in / alone / after / kept" in proc.stdout
+    assert "page faults M in / alone / after / kept in / kept" in proc.stdout
+    # The benchmark's own run with freed memory kept, paired with the one alone: are the faults all it costs?
+    kept_inside = round_["inside the benchmark, freed memory kept"]
+    assert kept_inside["notebook's code, freed memory kept"] > 0 and kept_inside["usage"]["cpu_seconds"] > 0
+    assert leg_value(round_, "inside the benchmark, freed memory kept", USER) > 0
     assert sorted(report["paired"]) == sorted(what for what, _, _ in COMPARISONS)  # one round pairs nothing yet
     assert all(found is None for found in report["paired"].values())
 
@@ -223,6 +227,20 @@ def test_the_interleaved_rounds_are_compared_in_pairs_with_an_interval():
     rounds[2]["alone"] = {"error": "failed"}
     assert len(paired_ratio(rounds, ("inside the benchmark", "notebook's code"),
                             ("alone", "notebook's code alone"))["ratios"]) == 3
+
+
+def test_a_legs_user_seconds_are_its_cpu_seconds_outside_the_kernel():
+    round_ = {"alone": {"notebook's code alone": 30.0, "usage": {"cpu_seconds": 60.0, "system_seconds": 15.5}},
+              "inside the benchmark": {"error": "failed"}}
+    assert leg_value(round_, "alone", USER) == pytest.approx(44.5)
+    assert leg_value(round_, "alone", "notebook's code alone") == 30.0
+    # A failed leg, a leg that did not run, a usage without kernel seconds: no number, so no ratio from them.
+    assert leg_value(round_, "inside the benchmark", USER) is None
+    assert leg_value(round_, "alone after bf16", USER) is None
+    assert leg_value({"alone": {"usage": {"cpu_seconds": 60.0}}}, "alone", USER) is None
+    rounds = [{"a": {"usage": {"cpu_seconds": 2 * user + 1, "system_seconds": 1}}, "b": {"usage": {
+        "cpu_seconds": user + 3, "system_seconds": 3}}} for user in (10.0, 12.0, 9.0)]
+    assert paired_ratio(rounds, ("a", USER), ("b", USER))["geometric_mean"] == pytest.approx(2.0)
 
 
 def fault_rounds(points: list) -> list:
