@@ -3,8 +3,10 @@
     python benchmarks/notebook_literal.py ARCH ROOT DATASET LIMIT SEED BATCH LR LATENT [KEEP_FILE]
 
 Run as a script in a fresh interpreter, it imports nothing of the project: the
-notebook's imports, its seeding, its torchvision dataset with `ToTensor()`, its
-`DataLoader(batch_size=128, shuffle=True)`, its three models layer for layer
+notebook's imports, its seeding, its torchvision datasets with `ToTensor()`, its
+`DataLoader(batch_size=128, shuffle=True)` and its test loader (made before training,
+as the notebook's data cell makes it: what a process reads and frees before its loop
+sets how many page faults the loop takes), its three models layer for layer
 (../shared/reference/notebook-facts.md), `Adam(lr=1e-3)`, `MSELoss()` and its
 training loop. The VAE and the Denoising AE, which the notebook did not have, are
 written the same way, each with the objective the project gives it. One epoch is
@@ -120,7 +122,9 @@ def main(argv):
     train_dataset = DATASETS[dataset](root=root, train=True, download=False, transform=transform)
     if len(argv) > 8:  # a --train-limit run: the same images the other ways train on
         train_dataset = Subset(train_dataset, np.load(argv[8]).tolist())
+    test_dataset = DATASETS[dataset](root=root, train=False, download=False, transform=transform)
     train_loader = DataLoader(train_dataset, batch_size=int(batch), shuffle=True)
+    test_loader = DataLoader(test_dataset, batch_size=int(batch), shuffle=False)
     model = MODELS[arch](int(latent))
     criterion = nn.MSELoss()
     optimizer = optim.Adam(model.parameters(), lr=float(lr))
@@ -143,7 +147,7 @@ def main(argv):
              "voluntary_switches": after.ru_nvcsw - used.ru_nvcsw, "major_faults": after.ru_majflt - used.ru_majflt,
              "minor_faults": after.ru_minflt - used.ru_minflt}
     print(json.dumps({"seconds": seconds, "usage": usage, "loss": running_loss / len(train_loader),
-                      "n_images": len(train_dataset),
+                      "n_images": len(train_dataset), "n_test_images": len(test_loader.dataset),
                       "environment": sorted(os.environ),  # the names only: what the process that started it passed
                       "project_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("stages", "benchmarks",
                                                                                                "tools"))}))

@@ -68,12 +68,16 @@ def seed_as_the_notebook(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def notebook_loader(root: Path, dataset: str, keep: np.ndarray | None, batch_size: int) -> DataLoader:
-    """The notebook's training loader: torchvision's dataset, ToTensor, batches (its 128), shuffled."""
-    train = DATASET_CLASSES[dataset](root=str(root), train=True, download=False, transform=transforms.ToTensor())
+def notebook_loaders(root: Path, dataset: str, keep: np.ndarray | None, batch_size: int) -> tuple:
+    """The notebook's data cell: torchvision's datasets with ToTensor, the training loader (its batch of 128,
+    shuffled) and the test loader (unshuffled). The test set is read before training, as the notebook reads it:
+    what a process allocated and freed before its loop sets how many page faults the loop takes (issue #34)."""
+    make = DATASET_CLASSES[dataset]
+    train = make(root=str(root), train=True, download=False, transform=transforms.ToTensor())
+    test = make(root=str(root), train=False, download=False, transform=transforms.ToTensor())
     if keep is not None:  # a --train-limit run: the same images the project's way trains on
         train = Subset(train, keep.tolist())
-    return DataLoader(train, batch_size=batch_size, shuffle=True)
+    return DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(test, batch_size=batch_size)
 
 
 def notebook_epoch(model: nn.Module, optimizer, loader: DataLoader) -> float:

@@ -138,12 +138,13 @@ def notebook_train(arch: str, data: Path, limit: str, cache: Path, seed: int) ->
     notebook.seed_as_the_notebook(seed)
     model = params_model(arch)
     optimizer = torch.optim.Adam(model.parameters(), lr=chosen.lr)
-    loader = notebook.notebook_loader(root, dataset, keep, chosen.batch_size)
+    loader, test_loader = notebook.notebook_loaders(root, dataset, keep, chosen.batch_size)  # both held, as there
     used, started = process_usage(), time.perf_counter()
     loss = notebook.notebook_epoch(model, optimizer, loader)
     seconds = time.perf_counter() - started
     dataset_class = type(getattr(loader.dataset, "dataset", loader.dataset)).__name__
     return {"seconds": seconds, "loss": loss, "n_images": len(loader.dataset), "dataset_class": dataset_class,
+            "n_test_images": len(test_loader.dataset),
             "process": notebook.process_settings(), "usage": usage_during(used, process_usage(), seconds)}
 
 

@@ -74,6 +74,7 @@ def test_the_notebook_baseline_runs_as_the_notebook_ran(tmp_path):
     data = write_idx_folder(tmp_path / "data", n_train=300, n_test=50)
     notebook = run_train_worker("notebook", data, tmp_path / "cache")
     assert notebook["dataset_class"] == "MNIST" and notebook["n_images"] == 300
+    assert notebook["n_test_images"] == 50  # its data cell made the test set before training, as the notebook's
     assert sorted(p.name for p in (tmp_path / "cache").glob("mnist-*/MNIST/raw/*")) == [
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
     default_threads = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
@@ -161,6 +162,7 @@ def test_the_literal_notebook_imports_nothing_of_the_project(tmp_path, monkeypat
     for arch in ("superres", "conv", "stacked", "vae", "denoising"):
         result = measure_literal(arch, data, "all", str(tmp_path / "cache"), 42)
         assert result["project_modules"] == [] and result["n_images"] == 200 and result["loss"] > 0, result
+        assert result["n_test_images"] == 50, result  # the test set made before training, as the notebook did
         assert "PATH" in result["environment"], result["environment"]
         assert not {"OMP_NUM_THREADS", "AE_BENCHMARK_MARKER"} & set(result["environment"]), result["environment"]
     # Only what is added on purpose reaches it, and it still computes the same loss.
