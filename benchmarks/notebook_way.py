@@ -2,7 +2,9 @@
 
 torchvision's own dataset class (`MNIST` or `FashionMNIST`) reads the IDX files from
 where torchvision looks for them, `ToTensor()` turns each image into a tensor in
-Python, a `DataLoader` with batch 128 shuffles, and Adam with `MSELoss` trains. The
+Python, a `DataLoader` with batch 128 shuffles (the test set and its loader made
+beside it, before training, as the notebook's data cell makes them), and Adam with
+`MSELoss` trains. The
 process gets nothing the notebook did not set: plain seeding (`torch.manual_seed`,
 `np.random.seed`), torch's default threads, deterministic algorithms off, denormals
 as the CPU computes them, glibc's allocator as it comes. `process_settings()` reads
