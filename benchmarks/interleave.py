@@ -172,8 +172,9 @@ def fault_fit(rounds: list, confidence: float = 0.95) -> dict | None:
     same code and seed every run, so what moves its time from run to run and is not the faults is left to r²."""
     from scipy import stats
 
-    points = [(r[leg][key], r[leg]["usage"]["minor_faults"]) for r in rounds for leg, key in AS_IT_COMES
-              if isinstance(r.get(leg, {}).get(key), (int, float)) and (r[leg].get("usage") or {}).get("minor_faults")]
+    runs = [(leg_value(r, leg, key), ((r.get(leg) or {}).get("usage") or {}).get("minor_faults"))
+            for r in rounds for leg, key in AS_IT_COMES]
+    points = [(seconds, faults) for seconds, faults in runs if seconds is not None and faults]
     if len(points) < 3 or len({faults for _, faults in points}) < 2:
         return None
     seconds, faults = zip(*points)
@@ -185,14 +186,19 @@ def fault_fit(rounds: list, confidence: float = 0.95) -> dict | None:
             "faults_millions": [min(faults) / 1e6, max(faults) / 1e6]}
 
 
+def user_seconds(leg: dict):
+    """A leg's CPU seconds outside the kernel, from its usage; None where it has no usage with both numbers."""
+    usage = leg.get("usage") or {}
+    cpu, system = usage.get("cpu_seconds"), usage.get("system_seconds")
+    return cpu - system if isinstance(cpu, (int, float)) and isinstance(system, (int, float)) else None
+
+
 def leg_value(round_: dict, leg: str, key: str):
-    """A number of one leg of a round: under `key`, or for USER its CPU seconds outside the kernel; None if the
-    leg failed or did not run."""
+    """A number of one leg of a round: under `key`, or for USER its user seconds; None if the leg failed or did
+    not run."""
     found = round_.get(leg) or {}
     if key == USER:
-        usage = found.get("usage") or {}
-        cpu, system = usage.get("cpu_seconds"), usage.get("system_seconds")
-        return cpu - system if isinstance(cpu, (int, float)) and isinstance(system, (int, float)) else None
+        return user_seconds(found)
     value = found.get(key)
     return value if isinstance(value, (int, float)) else None
 
@@ -245,7 +251,7 @@ def table(report: dict) -> str:
         every = (*runs, kept_inside[number - 1], kept[number - 1])
         faults = " / ".join(_number((r.get("usage") or {}).get("minor_faults", 0) / 1e6 or None, ".2f")
                             for r in every)
-        user = " / ".join(_number(leg_value({"leg": r}, "leg", USER)) for r in every)
+        user = " / ".join(_number(user_seconds(r)) for r in every)
         lines.append(f"| {number} | {_number(i.get(WAY))} | {_number(i.get(CODE))} | {_number(a.get(ALONE))} | "
                      f"{_number(b.get(AFTER_BF16))} | {_number(kept_inside[number - 1].get(KEPT_INSIDE))} | "
                      f"{_number(kept[number - 1].get(KEPT))} | "
