@@ -2,7 +2,7 @@
 
 glibc's malloc serves a block of at least `mmap_threshold` bytes with its own `mmap` (unmapped when freed) and
 gives the top of its main heap back to the kernel (`brk` down) once more than `trim_threshold` bytes are free
-there. Both start small (128 KiB, twice that) and are dynamic: freeing a block that was mmapped and is at most
+there. Both start at 128 KiB and are dynamic: freeing a block that was mmapped and is at most
 32 MiB raises `mmap_threshold` to its size and `trim_threshold` to twice that, unless a MALLOC_*_ environment
 variable or `mallopt` fixed them. The notebook's training loop (the Super-Resolution AE, LIMIT images, seed 42,
 notebook_literal.py's layers, data cell and loop), each run in a fresh process from a clean environment, started:
