@@ -42,7 +42,7 @@ def run(args) -> dict:
     from stages.common.data.idx import read_split
     from stages.common.models.allocator import keep_freed_memory_for_reuse
     from stages.common.models.device import check_precision, resolve_device, seed_everything
-    from stages.common.models.training import fit, to_float_images
+    from stages.common.models.training import fit, to_float_images, total_steps
 
     keep_freed_memory_for_reuse()  # as the train stage does
     data = args.data or next((d for d in DEFAULT_DATA if (d / SPLIT_FILES["train"][0]).is_file()), None)
@@ -63,8 +63,9 @@ def run(args) -> dict:
         seed_everything(chosen.seed)
         model = params_model(arch).to(device)
         started = time.perf_counter()
-        history = fit(model, x_train, x_test, args.epochs, chosen.batch_size, chosen.lr, chosen.seed,
-                      args.precision, chosen.encode_batch)
+        steps = total_steps(len(x_train), chosen.batch_size, args.epochs, None)
+        history = fit(model, x_train, x_test, steps, chosen.batch_size, chosen.lr, chosen.seed,
+                      args.precision, chosen.encode_batch).history
         report["archs"][arch] = {
             "train_seconds": sum(r.seconds for r in history),
             "first_epoch_seconds": history[0].seconds,

@@ -154,7 +154,7 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
 
     from stages.common.models.allocator import keep_freed_memory_for_reuse
     from stages.common.models.device import check_precision, seed_everything
-    from stages.common.models.training import fit, to_float_images
+    from stages.common.models.training import fit, to_float_images, total_steps
 
     keep_freed_memory_for_reuse()
     cpu = torch.device("cpu")
@@ -165,8 +165,9 @@ def worker_quality(arch: str, data: str, limit: str, precision: str, epochs: str
     seed_everything(chosen.seed)
     model = params_model(arch)
     started = time.perf_counter()
-    history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), int(epochs),
-                  chosen.batch_size, chosen.lr, chosen.seed, precision, chosen.encode_batch)
+    steps = total_steps(len(images), chosen.batch_size, int(epochs), None)
+    history = fit(model, to_float_images(images, cpu), to_float_images(test_images, cpu), steps,
+                  chosen.batch_size, chosen.lr, chosen.seed, precision, chosen.encode_batch).history
     return {"test_mse": history[-1].test_mse, "seconds": time.perf_counter() - started, "n_images": len(images)}
 
 

@@ -24,7 +24,7 @@ from stages.common.evaluation.metrics import BASELINES
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import metrics_path, predictions_path, run_path
 from stages.common.outputs.read import load_prepared
-from stages.common.outputs.usage import peak_rss_mb
+from stages.common.outputs.usage import usage
 from stages.common.settings import as_kwargs, read
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
                                        **as_kwargs(params["svm"]), confidence=params["statistics.confidence"])
     results, facts = split_metrics(metrics)
     outputs.json(metrics_path("svm", features), results)
-    outputs.json(run_path("svm", features), {**facts, **extra, "peak_rss_mb": peak_rss_mb()})
+    outputs.json(run_path("svm", features), {**facts, **extra, **usage()})
     outputs.npz(predictions_path(features), predicted=predicted.astype(np.uint8), y_test=y_test)
     outputs.commit()
     print(f"baselines {features}: accuracy {metrics['accuracy']:.4f} on {metrics['n_train']} train images "

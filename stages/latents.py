@@ -3,7 +3,9 @@
 Usage: python -m stages latents <arch>
 
 Writes data/latents/<arch>.npz (float32 z_train, z_test; uint8 y_train, y_test;
-class_names) and metrics/run/latents_<arch>.json (sizes and timing).
+class_names) and metrics/run/latents_<arch>.json (sizes, timing, and the active units: the
+latent dimensions whose code varies across the test images, Burda et al. 2016; for the VAE,
+of its posterior means; a fact for the sweep's report, kept out of `dvc metrics show`).
 """
 from __future__ import annotations
 
@@ -16,11 +18,11 @@ from stages.common.models.allocator import keep_large_buffers_off_heap
 from stages.common.models.catalogue import CATALOGUE, parse_arch
 from stages.common.models.checkpoint import ModelSpec, load_checkpoint
 from stages.common.models.device import resolve_device, seed_everything, set_threads
-from stages.common.models.training import encode_all, to_float_images
+from stages.common.models.training import active_units, encode_all, to_float_images
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import latents_path, model_path, run_path
 from stages.common.outputs.read import load_prepared
-from stages.common.outputs.usage import peak_rss_mb
+from stages.common.outputs.usage import usage
 from stages.common.settings import as_kwargs, read
 
 PARAMS = ("seed", "train.latent_dim", "train.device", "train.threads", "latents.batch_size", "models.{arch}")
@@ -57,8 +59,9 @@ def main(argv: list[str]) -> None:
         "n_train": len(arrays["z_train"]),
         "n_test": len(arrays["z_test"]),
         "latent_dim": int(arrays["z_train"].shape[1]),
+        "active_units": active_units(arrays["z_test"]),
         "seconds": round(seconds, 3),
-        "peak_rss_mb": peak_rss_mb(),
+        **usage(),
     })
     outputs.commit()
     print(f"latents {arch}: {arrays['z_train'].shape} train, {arrays['z_test'].shape} test in {seconds:.1f} s")

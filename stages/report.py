@@ -35,7 +35,7 @@ BESIDE = {"train": ("train_loss", "test_mse_se"), "tsne": (),
           "svm": ("accuracy_ci_low", "accuracy_ci_high", "macro_f1")}
 RESULTS = {kind: (*(m.key for m in METRICS if m.kind == kind), *beside) for kind, beside in BESIDE.items()}
 FACTS = {
-    "train": ("params_encoder", "params_decoder", "params_total", "epochs", "n_train", "n_test",
+    "train": ("params_encoder", "params_decoder", "params_total", "epochs", "steps", "n_train", "n_test",
               "seconds_per_epoch", "seconds"),
     "latents": ("seconds",),
     "tsne": ("n_points", "seconds"),

@@ -17,7 +17,7 @@ from stages.common.models.catalogue import display_name, parse_arch
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import latents_path, metrics_path, plot_path, predictions_path, run_path
 from stages.common.outputs.read import load_latents
-from stages.common.outputs.usage import peak_rss_mb
+from stages.common.outputs.usage import usage
 from stages.common.settings import as_kwargs, read
 
 PARAMS = ("svm", "statistics.confidence")
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
     outputs.figure(plot_path("confusion", arch), confusion_figure(matrix, class_names, title))
     outputs.npz(predictions_path(arch), predicted=predicted.astype("uint8"), y_test=latents["y_test"])
     outputs.json(metrics_path("svm", arch), results)
-    outputs.json(run_path("svm", arch), {**facts, "peak_rss_mb": peak_rss_mb()})
+    outputs.json(run_path("svm", arch), {**facts, **usage()})
     outputs.commit()
     print(f"svm {arch}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
           f"(fit {metrics['fit_seconds']:.1f} s, predict {metrics['predict_seconds']:.1f} s)")

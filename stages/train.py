@@ -4,13 +4,15 @@ Usage: python -m stages train <arch>   (arch: an id of the catalogue, stages/com
 
 Writes data/models/<arch>.pt (a self-describing checkpoint), metrics/train_<arch>.json (results),
 data/errors/<arch>.npz (each test image's reconstruction and denoising error, float64),
-metrics/run/train_<arch>.json (sizes, device, time, memory), plots/loss/<arch>.csv
-(one row per epoch) and four pictures: plots/{reconstructions,samples,interpolation,
-denoising}/<arch>.png. Every architecture also reports `denoise_mse`: its output
-on noisy test images (test_noise.*, seeded) against the clean ones.
+metrics/run/train_<arch>.json (sizes, device, time, memory, and what judges the run: its steps, the
+mean image's test MSE, how much its loss still fell at the end), plots/loss/<arch>.csv
+(one row per pass over the data; under train.steps the last may be partial) and four pictures:
+plots/{reconstructions,samples,interpolation,denoising}/<arch>.png. Every architecture also reports
+`denoise_mse`: its output on noisy test images (test_noise.*, seeded) against the clean ones.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -25,17 +27,21 @@ from stages.common.models.nets import corrupt, param_counts
 from stages.common.models.pictures import denoising_figure, interpolation_figure, reconstruction_figure, samples_figure
 from stages.common.models.training import (
     EpochResult,
+    Trained,
     TrainingDiverged,
     evaluate_mse,
+    final_loss_drop,
     fit,
+    mean_image_mse,
     per_image_mse,
     to_float_images,
+    total_steps,
 )
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import errors_path, metrics_path, model_path, plot_path, run_path
 from stages.common.outputs.progress import EpochBars
 from stages.common.outputs.read import load_prepared
-from stages.common.outputs.usage import peak_rss_mb
+from stages.common.outputs.usage import usage
 from stages.common.settings import as_kwargs, read
 
 PICTURES = ("reconstructions", "samples", "interpolation", "denoising")
@@ -51,15 +57,22 @@ def loss_csv(history: list[EpochResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rounded_or_null(value: float, digits: int) -> float | None:
+    """JSON has no NaN: a figure that could not be computed (too few steps) is null."""
+    return None if math.isnan(value) else round(value, digits)
+
+
 PARAMS = ("seed", "train", "test_noise", "latents.batch_size", "models.{arch}")
 
 
-def train_model(arch: str, model, x_train, x_test, train, seed: int, encode_batch: int) -> tuple[list, float]:
-    """`fit` with progress bars and one-line errors; (history, seconds)."""
-    bars = EpochBars(arch, train.epochs, -(-len(x_train) // train.batch_size))
+def train_model(arch: str, model, x_train, x_test, train, seed: int, encode_batch: int) -> tuple[Trained, float]:
+    """`fit` for train.epochs or train.steps, with progress bars and one-line errors; (trained, seconds)."""
+    per_pass = -(-len(x_train) // train.batch_size)
+    steps = total_steps(len(x_train), train.batch_size, train.epochs, train.steps)
+    bars = EpochBars(arch, -(-steps // per_pass), per_pass)
     started = time.perf_counter()
     try:
-        history = fit(model, x_train, x_test, train.epochs, train.batch_size, train.lr, seed,
+        trained = fit(model, x_train, x_test, steps, train.batch_size, train.lr, seed,
                       train.precision, encode_batch, on_batch=bars.batch, on_epoch=bars.epoch)
     except TrainingDiverged as err:
         raise PipelineError(f"train@{arch}: training diverged in epoch {err.epoch} (loss {err.loss}); "
@@ -69,7 +82,7 @@ def train_model(arch: str, model, x_train, x_test, train, seed: int, encode_batc
     if not all(bool(torch.isfinite(tensor).all()) for tensor in model.state_dict().values()):
         raise PipelineError(f"train@{arch}: the trained weights hold NaN or infinity; lower train.lr "
                             f"(now {train.lr}); nothing was written")
-    return history, time.perf_counter() - started
+    return trained, time.perf_counter() - started
 
 
 def draw_pictures(outputs: OutputSet, arch: str, model, x_train, x_test, noisy_test, test_split, seed: int,
@@ -103,7 +116,8 @@ def main(argv: list[str]) -> None:
     model = spec.build().to(device)
     print(f"train {arch}: {len(x_train)} train / {len(x_test)} test images on {device}, {train.precision}, "
           f"{threads} threads")
-    history, seconds = train_model(arch, model, x_train, x_test, train, seed, encode_batch)
+    trained, seconds = train_model(arch, model, x_train, x_test, train, seed, encode_batch)
+    history = trained.history
 
     # The same noisy test images for every architecture: drawn on the CPU from `seed`.
     noisy_test = corrupt(x_test.cpu(), noise.noise, noise.noise_std, noise.mask_fraction,
@@ -125,11 +139,16 @@ def main(argv: list[str]) -> None:
         **{part: round(value, 6) for part, value in last.parts.items() if part != "mse"},
     })
     outputs.json(run_path("train", arch), {
-        **param_counts(model), "epochs": train.epochs, "n_train": len(x_train), "n_test": len(x_test),
+        **param_counts(model), "epochs": len(history), "steps": trained.steps, "n_train": len(x_train),
+        "n_test": len(x_test),
         "device": device.type, "precision": train.precision, "threads": threads,
         "train_mse": round(last.parts["mse"], 8),
+        # What a run is judged by before a sweep compares it (docs/study.md): the test MSE of predicting every
+        # pixel's training-set mean, and how much its loss still fell over the last fifth of its steps.
+        "mean_image_mse": round(mean_image_mse(x_train, x_test), 8),
+        "loss_drop_last_fifth": rounded_or_null(final_loss_drop(trained.step_losses), 6),
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 3),
-        "seconds": round(seconds, 3), "peak_rss_mb": peak_rss_mb(),
+        "seconds": round(seconds, 3), **usage(),
     })
     outputs.commit()
     print(f"train {arch}: test_mse {last.test_mse:.6f}, denoise_mse {denoise_mse:.6f} in {seconds:.1f} s")

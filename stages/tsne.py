@@ -21,7 +21,7 @@ from stages.common.models.catalogue import display_name, parse_arch
 from stages.common.outputs.atomic import OutputSet
 from stages.common.outputs.layout import latents_path, metrics_path, plot_path, run_path
 from stages.common.outputs.read import load_latents
-from stages.common.outputs.usage import peak_rss_mb
+from stages.common.outputs.usage import usage
 from stages.common.settings import read
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> None:
         "trustworthiness_k": TRUSTWORTHINESS_K,
         "n_points": int(len(picked)),
         "seconds": round(seconds, 3),
-        "peak_rss_mb": peak_rss_mb(),
+        **usage(),
     })
     outputs.commit()
     print(f"tsne {arch}: {len(picked)} points, trustworthiness {trust:.4f}, {seconds:.1f} s")

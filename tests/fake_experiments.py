@@ -38,11 +38,14 @@ def _blob(repo: Path, data: bytes) -> str:
                           check=True).stdout.decode().strip()
 
 
-def _cached(repo: Path, arrays: dict) -> str:
-    """An .npz of `arrays` in the repository's DVC cache; its md5."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    data = buffer.getvalue()
+def _cached(repo: Path, arrays: dict | bytes) -> str:
+    """An .npz of `arrays` (or the bytes given) in the repository's DVC cache; its md5."""
+    if isinstance(arrays, bytes):
+        data = arrays
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
     md5 = hashlib.md5(data).hexdigest()
     path = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +59,8 @@ def cell_files(repo: Path, seed: int, latent_dim: int, metrics: dict | None = No
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["seed"], params["train"]["latent_dim"] = seed, latent_dim
     params["train"]["threads"] = params["sweep"]["threads"]
+    if params["sweep"].get("steps") is not None:  # as tools/cells.py sets a cell's budget
+        params["train"]["steps"], params["train"]["epochs"] = params["sweep"]["steps"], None
     y_test = (np.arange(N_TEST) % 10).astype(np.uint8)
     files, outs = {"params.yaml": yaml.safe_dump(params, sort_keys=False).encode()}, []
     for name in [*ARCHS, "pixels", "pca"]:
@@ -69,6 +74,11 @@ def cell_files(repo: Path, seed: int, latent_dim: int, metrics: dict | None = No
         outs.append({"path": f"data/errors/{arch}.npz", "md5": _cached(repo, errors)})
         files[f"metrics/train_{arch}.json"] = json.dumps(
             {"test_mse": float(errors["test_mse"].mean()), "denoise_mse": float(errors["denoise_mse"].mean())}).encode()
+        facts = {"mean_image_mse": 0.07, "steps": 2345, "loss_drop_last_fifth": 0.01,  # a file of its own per run
+                 "process_seconds": round(60 + rng.random(), 3), "seconds": 50.0}
+        outs.append({"path": f"metrics/run/train_{arch}.json", "md5": _cached(repo, json.dumps(facts).encode())})
+        outs.append({"path": f"metrics/run/latents_{arch}.json",
+                     "md5": _cached(repo, json.dumps({"active_units": min(latent_dim, 5) + seed % 2}).encode())})
         files[f"metrics/tsne_{arch}.json"] = json.dumps({"trustworthiness": 0.9 + rng.random() / 20}).encode()
     lock = {"schema": "2.0", "stages": {"cells": {"cmd": "made by tests/fake_experiments.py",
                                                   "outs": [{**o, "hash": "md5"} for o in outs]}}}

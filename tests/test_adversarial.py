@@ -435,6 +435,67 @@ def test_interrupt_during_training_leaves_every_previous_output(prepared_project
     assert not leftovers
 
 
+# A parent that starts a stage and never passes a signal on, as `dvc repro` does when SIGTERM ends it.
+SILENT_PARENT = "import subprocess, sys; subprocess.run(sys.argv[1:])"
+
+
+@pytest.mark.parametrize("through_shell", [False, True], ids=["stage under its parent", "through a shell"])
+def test_a_stage_whose_starter_is_gone_stops_without_writing(prepared_project, tmp_path, through_shell):  # #43
+    set_params(prepared_project, {"train": {"epochs": 200}})
+    outputs = [prepared_project / p for p in ("data/models/stacked.pt", "metrics/train_stacked.json",
+                                              "plots/loss/stacked.csv", "plots/reconstructions/stacked.png")]
+    before = [p.read_bytes() for p in outputs]
+    command = [sys.executable, "-m", "stages", "train", "stacked"]
+    if through_shell:  # DVC runs a stage's cmd through $SHELL -c; "; true" keeps the shell from exec'ing it
+        command = ["/bin/sh", "-c", " ".join(command) + "; true"]
+    log = tmp_path / "stage.log"
+    try:
+        with open(log, "wb") as out:
+            parent = subprocess.Popen([sys.executable, "-c", SILENT_PARENT, *command], cwd=prepared_project,
+                                      env=env(), stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline and "epoch 1/" not in log.read_text(errors="replace"):
+            pass  # the event: training has begun
+        family = psutil.Process(parent.pid).children(recursive=True)
+        parent.kill()  # gone without a word to its children
+        parent.wait()
+        _, alive = psutil.wait_procs(family, timeout=60)
+    finally:
+        set_params(prepared_project, {"train": {"epochs": 1}})
+    assert alive == [], "the stage outlived its starter"
+    text = log.read_text(errors="replace")
+    assert "is gone" in text and "nothing was written" in text and "Traceback" not in text, text[-2000:]
+    assert [p.read_bytes() for p in outputs] == before
+    assert not list(prepared_project.rglob(f"*{TMP_MARK}*"))
+
+
+def test_a_commit_after_the_starter_is_gone_writes_nothing(tmp_path, monkeypatch):  # #43: the last moment
+    from stages.common import errors
+
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    outputs = OutputSet(paths)
+    for path in paths:
+        outputs.text(path, "new")
+    monkeypatch.setattr(errors, "_starters", [(2**22 + 1, "0")])  # a process that does not exist
+    with pytest.raises(PipelineError, match="is gone"):
+        outputs.commit()
+    assert not any(p.exists() for p in paths)
+
+
+@pytest.mark.parametrize("limit", [2_000_000_000, 3_000_000_000, 3_300_000_000])
+def test_a_memory_limit_while_importing_is_one_line(prepared_project, limit):  # #43
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "stages", "train", "stacked"], cwd=prepared_project, env=env(),
+                          capture_output=True, text=True, preexec_fn=limited, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: train@stacked: out of memory") and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("other_thread", [False, True], ids=["one thread", "with a worker thread"])
 def test_interrupt_during_the_renames_is_held_until_the_set_is_complete(
     tmp_path, monkeypatch, other_thread

@@ -30,7 +30,7 @@ TINY = {
     "train": {"epochs": 1},
     "tsne": {"per_class": 5, "perplexity": 4},
     "baselines": {"train_limit": 200},
-    "sweep": {"latent_dims": [2, 4], "seeds": [1, 2]},
+    "sweep": {"latent_dims": [2, 4], "seeds": [1, 2], "steps": None},
 }
 
 

@@ -149,3 +149,23 @@ def test_a_per_image_file_that_would_inflate_is_refused_from_its_header_and_its_
     assert f"{victim.name}: data/errors/stacked.npz" in proc.stderr and "holds test_mse of shape (250000000,)" \
         in proc.stderr
     assert "2 seed(s)" in (repo / "plots/sweep/report.md").read_text()
+
+
+@pytest.mark.parametrize("key,value", [("mean_image_mse", -0.1), ("mean_image_mse", 7), ("steps", 2.5),
+                                       ("loss_drop_last_fifth", "NaN"), ("steps", True)])
+def test_a_bad_run_record_in_the_cache_excludes_its_cell_by_name_file_and_key(tmp_path, key, value):
+    """The run facts that judge a run (failed? converged?) come from the DVC cache, a remote's or a run-cache's:
+    input like any other."""
+    from tools.experiments import Blobs, locked_outputs, read_experiments
+
+    repo = long_history(tmp_path / "repo", 2, CELLS[:3], {"seeds": [1, 2, 3], "latent_dims": [2]})
+    victim = next(e for e in inside(repo, read_experiments, ARCHS) if e.params["seed"] == 2)
+    with Blobs(repo) as blobs:
+        md5 = locked_outputs(blobs, victim)["metrics/run/train_stacked.json"]
+    path = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    facts = json.loads(path.read_text())
+    path.write_text(json.dumps({**facts, key: value}).replace('"NaN"', "NaN"))
+    proc = tool(repo, "sweep", "--report-only")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{victim.name}: metrics/run/train_stacked.json has {key}" in proc.stderr
+    assert "2 seed(s)" in (repo / "plots/sweep/report.md").read_text()

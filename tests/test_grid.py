@@ -25,15 +25,23 @@ import pytest
 from scipy import stats
 
 from stages.common.evaluation.grid import (
+    Margin,
+    Spread,
     aggregate,
     compare,
+    decision_power,
     difference,
+    judge_runs,
+    latent_sizes,
     mean_interval,
+    one_sided_ps,
     pivot_half_width,
     pivot_p,
     pivot_sf,
     ranks,
+    run_counts,
     seeds_only,
+    seeds_to_decide,
     spread,
     two_way,
 )
@@ -280,22 +288,101 @@ def test_a_difference_constant_over_seeds_is_judged_by_the_images_never_p_zero()
     assert (same.mean, same.p) == (0, 1.0)
 
 
-def test_equivalence_is_the_whole_interval_inside_the_margin():
-    from stages.common.evaluation.grid import equivalence_p
-
+def test_equivalence_at_level_alpha_is_the_whole_1_minus_2alpha_interval_inside_the_margin():
     rng = np.random.default_rng(11)
-    for _ in range(200):  # one test alone: p < alpha exactly when the (1 - alpha) interval lies within +-margin
+    for _ in range(200):  # one test alone: p < alpha exactly when the (1 - 2 alpha) interval lies within +-margin
         d = rng.normal(rng.normal(0, 0.01), rng.uniform(0.01, 0.1), (3, 300)) + rng.normal(0, 0.005, (3, 1))
         s = spread(d)
-        half = float(pivot_half_width(CONFIDENCE, s.v_seed, s.v_image, s.seed_df))
+        half = float(pivot_half_width(1 - 2 * ALPHA, s.v_seed, s.v_image, s.seed_df))
         margin = abs(s.mean) + half * rng.uniform(0.5, 1.5)
         inside = -margin < s.mean - half and s.mean + half < margin
-        assert (equivalence_p(s, margin) < ALPHA) == inside
+        assert (max(one_sided_ps(s, margin)) < ALPHA) == inside
     # Not separated is not equal: a wide interval around 0 is no equivalence.
     noisy = spread(rng.normal(0, 0.5, (3, 100)))
-    assert equivalence_p(noisy, 0.005) > 0.5
+    assert max(one_sided_ps(noisy, 0.005)) > 0.5
     same = spread(np.zeros((3, 100)))
-    assert equivalence_p(same, 0.005) == 0.0
+    assert one_sided_ps(same, 0.005) == (0.0, 0.0)
+
+
+def size_rows(means: dict, seeds=(1, 2, 3), sd=0.001) -> list[dict]:
+    """Trustworthiness-like rows (one number per seed): size -> its true mean, with seed noise `sd`."""
+    rng = np.random.default_rng(4)
+    return [{"seed": s, "latent_dim": dim, "name": "conv", "trustworthiness": mean + rng.normal(0, sd)}
+            for dim, mean in means.items() for s in seeds]
+
+
+def test_the_step_down_tests_sizes_below_the_best_largest_first_and_stops_at_the_first_not_shown():
+    margins = {"trustworthiness": Margin(0.005, relative=False)}
+    # 64 best, 32 within the margin, 16 far below it, 8 within the margin again: 8 is never reached.
+    sizes = latent_sizes(size_rows({8: 0.990, 16: 0.95, 32: 0.9899, 64: 0.990, 128: 0.9895}, sd=0.0002),
+                         CONFIDENCE, ALPHA, margins)
+    by_dim = {r["latent_dim"]: r for r in sizes}
+    assert by_dim[64]["verdict"] == "best" and by_dim[64]["best_dim"] == 64
+    assert by_dim[32]["verdict"] == "sufficient" and by_dim[32]["in_sequence"]
+    assert by_dim[16]["verdict"] == "worse" and by_dim[16]["in_sequence"] and not by_dim[16]["equivalent"]
+    assert by_dim[8]["verdict"] == "not reached" and not by_dim[8]["in_sequence"] and not by_dim[8]["equivalent"]
+    assert not by_dim[128]["in_sequence"] and not by_dim[128]["equivalent"]  # above the best: not a candidate
+    assert {r["smallest_sufficient"] for r in sizes} == {32}
+
+
+def test_an_undecided_size_gets_the_seeds_that_would_decide_it():
+    margins = {"trustworthiness": Margin(0.005, relative=False)}
+    sizes = latent_sizes(size_rows({32: 0.988, 64: 0.992}, sd=0.004), CONFIDENCE, ALPHA, margins, power=0.8)
+    undecided = next(r for r in sizes if r["latent_dim"] == 32)
+    assert undecided["best_dim"] == 64
+    assert undecided["verdict"] == "undecided" and undecided["seeds_to_decide"] > 3
+    # The normal approximation it uses, against the textbook formula for a true difference of 0, seeds only.
+    per_seed_sd = 0.006
+    s = Spread(mean=0.0, v_seed=per_seed_sd ** 2 / 3, v_image=0.0, seed_df=2, seeds=3, images=0)
+    planned = seeds_to_decide(s, 0.005, ALPHA, 0.8)
+    textbook = (stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(0.9)) ** 2 * per_seed_sd ** 2 / 0.005 ** 2  # 12.3
+    print(f"\nplanned {planned} seeds; the normal formula says {textbook:.1f}")
+    assert textbook <= planned <= textbook * 1.3  # Student's t at that many seeds, a little wider
+    assert decision_power(s, 0.005, ALPHA, planned) >= 0.8 > decision_power(s, 0.005, ALPHA, planned - 1)
+    # A difference right at the margin, or images too noisy for any number of seeds: no number is promised.
+    at_margin = Spread(mean=-0.005, v_seed=per_seed_sd ** 2 / 3, v_image=0.0, seed_df=2, seeds=3, images=0)
+    assert seeds_to_decide(at_margin, 0.005, ALPHA, 0.8) is None
+    images_only = spread(np.random.default_rng(3).normal(0, 0.5, (3, 200)) + np.array([[0.0], [0.001], [-0.001]]))
+    assert seeds_to_decide(images_only, 0.005, ALPHA, 0.8) is None
+
+
+def test_simulated_step_down_calls_a_size_worse_by_the_margin_sufficient_at_most_alpha():
+    """A monotone latent-size curve, as the studies' are: 128 best, 64 worse by exactly the margin, 32 and 16
+    worse still. Any of 64, 32, 16 called sufficient is a false claim (worse than the true best by at least the
+    margin), whichever size the data pick as best. Through the sweep's own latent_sizes, on per-image
+    accuracies with seed and image noise (3 seeds, 2,000 images, the mixed regime)."""
+    rng = np.random.default_rng(12)
+    seed_sd, own_sd = REGIMES["mixed"]
+    truths = {16: 0.935, 32: 0.94, 64: 0.945, 128: 0.95}
+    thetas = tuple(theta_for(a, seed_sd, own_sd) for a in truths.values())
+    margins = {"accuracy": Margin(0.005, relative=False)}
+    studies, false_claims = 600, 0
+    for _ in range(studies):
+        outcomes = simulated(rng, 1, 3, 2000, thetas, seed_sd, own_sd)
+        rows = [{"seed": s, "latent_dim": dim, "name": "conv", "per_image": {"accuracy": outcomes[k][0, s]}}
+                for k, dim in enumerate(truths) for s in range(3)]
+        sizes = latent_sizes(rows, CONFIDENCE, ALPHA, margins)
+        false_claims += any(r["verdict"] == "sufficient" for r in sizes)  # the best itself is no such claim
+    print(f"\nstep-down, sizes worse than the best by at least the margin called sufficient in "
+          f"{false_claims / studies:.1%} of studies")
+    assert false_claims / studies <= ALPHA
+
+
+def test_runs_that_did_not_train_are_counted_apart_with_an_exact_interval():
+    rows = [{"seed": s, "latent_dim": 32, "name": "superres", "test_mse": mse, "mean_image_mse": 0.07,
+             "loss_drop_last_fifth": drop, "active_units": None}
+            for s, (mse, drop) in enumerate([(0.02, 0.01), (0.071, 0.2), (0.07, 0.0), (0.03, 0.05)])]
+    rows.append({"seed": 0, "latent_dim": 32, "name": "pca", "accuracy": 0.9})
+    judged = judge_runs(rows, failure_mse_fraction=1.0, convergence_drop=0.02)
+    assert [r["failed"] for r in judged] == [False, True, True, False, False]  # "no better than" includes equal
+    assert [r["converged"] for r in judged] == [True, False, True, False, None]
+    counts = run_counts(judged, CONFIDENCE)
+    assert len(counts) == 1  # the baseline has no failure rule
+    (count,) = counts
+    assert (count["runs"], count["failed"], count["unconverged"]) == (4, 2, 2)
+    exact = stats.binomtest(2, 4).proportion_ci(CONFIDENCE, method="exact")
+    assert (count["failed_ci_low"], count["failed_ci_high"]) == pytest.approx((exact.low, exact.high))
+    assert judge_runs(rows, failure_mse_fraction=0.25, convergence_drop=0.5)[0]["failed"]  # 0.02 >= 0.25 x 0.07
 
 
 def test_p_better_has_an_exact_interval_as_wide_as_three_seeds_deserve():

@@ -83,6 +83,10 @@ def test_every_output_is_written(repo):
     assert loss[0] == "epoch,train_loss,train_mse,test_mse,kl,reconstruction" and len(loss) == 2
     facts = json.loads((repo / "metrics/run/train_stacked.json").read_text())
     assert facts["params_total"] == 1_149_520 and facts["epochs"] == 1 and facts["n_train"] == 1000
+    # What a sweep judges a run by, and what the whole stage process took.
+    assert facts["steps"] == 8 and 0 < facts["mean_image_mse"] < 1 and facts["process_seconds"] > facts["seconds"]
+    active = json.loads((repo / "metrics/run/latents_vae.json").read_text())["active_units"]
+    assert 0 <= active <= 64
     vae = json.loads((repo / "metrics/train_vae.json").read_text())
     assert set(vae) == {"train_loss", "test_mse", "test_mse_se", "denoise_mse", "kl", "reconstruction"}
     assert 0 < vae["test_mse_se"] < vae["test_mse"]

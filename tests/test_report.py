@@ -26,8 +26,9 @@ def made_up():
         "svm": {arch: svm(0.97, 0.96) for arch in ARCHS},
     }
     results["svm"]["conv"] = svm(0.9878, 0.98)
-    run_train = {"params_encoder": 10, "params_decoder": 20, "params_total": 30, "epochs": 5, "n_train": 8000,
-                 "n_test": 2000, "device": "cpu", "precision": "fp32", "seconds_per_epoch": 1.5, "seconds": 7.5}
+    run_train = {"params_encoder": 10, "params_decoder": 20, "params_total": 30, "epochs": 5, "steps": 315,
+                 "n_train": 8000, "n_test": 2000, "device": "cpu", "precision": "fp32", "seconds_per_epoch": 1.5,
+                 "seconds": 7.5}
     facts = {
         "train": {arch: run_train for arch in ARCHS},
         "latents": {arch: {"seconds": 0.4} for arch in ARCHS},
@@ -82,7 +83,7 @@ def test_every_row_and_figure_present():
     for image in ("compare/loss.png", "compare/reconstructions.png", "compare/tsne.png", "samples/vae.png",
                   "denoising/denoising.png", "interpolation/conv.png"):
         assert f"]({image})" in page
-    assert "Dataset **mnist**: 8,000 training / 2,000 test images, 5 epochs" in page
+    assert "Dataset **mnist**: 8,000 training / 2,000 test images, 5 epochs (315 optimizer steps)" in page
 
 
 def test_report_follows_the_selected_architectures():

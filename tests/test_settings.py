@@ -56,6 +56,17 @@ BAD_VALUES = [
     ("train.epochs", 0, "an integer from 1"),
     ("train.epochs", 2.5, "an integer from 1"),
     ("train.epochs", "5", "an integer from 1"),
+    ("train.epochs", None, "a number while train.epochs is None: exactly one of"),  # neither: no budget
+    ("train.steps", 2345, "null while train.epochs is 5: exactly one of"),          # both: which one?
+    ("train.steps", 0, "an integer from 1"),
+    ("train.steps", 1.5, "an integer from 1"),
+    ("sweep.steps", -5, "an integer from 1"),
+    ("sweep.steps", "2345", "an integer from 1"),
+    ("statistics.failure_mse_fraction", 0, "a positive number up to 1"),
+    ("statistics.failure_mse_fraction", 1.5, "a positive number up to 1"),
+    ("statistics.convergence_drop_percent", float("nan"), "a positive number"),
+    ("statistics.power", 0.3, "a number from 0.5 to below 1"),
+    ("statistics.power", 1, "a number from 0.5 to below 1"),
     ("train.batch_size", -1, "an integer from 1"),
     ("train.latent_dim", True, "an integer from 1"),
     ("train.lr", 0, "positive number"),

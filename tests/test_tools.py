@@ -34,7 +34,7 @@ FOUND = [experiment("new-8", 8, 0.02, 0.97), experiment("old-8", 8, 0.5, 0.1), e
 
 
 def test_a_cell_is_the_newest_experiment_with_the_same_settings_and_code():
-    settings = cell_settings(params(64, threads=None), threads=1)
+    settings = cell_settings(params(64, threads=None), threads=1, steps=None)
     assert "sweep.seeds" not in settings and "statistics.alpha" not in settings and "seed" not in settings
     cells = finished_cells(FOUND, settings, lambda rev: True)
     assert sorted(cells) == [(42, 2), (42, 8)] and cells[(42, 8)].name == "new-8"
@@ -42,6 +42,10 @@ def test_a_cell_is_the_newest_experiment_with_the_same_settings_and_code():
     assert sorted(finished_cells(FOUND, settings, lambda rev: rev != "new-8" * 5)) == [(42, 2), (42, 8)]
     assert finished_cells(FOUND, settings, lambda rev: rev != "new-8" * 5)[(42, 8)].name == "old-8"
     assert finished_cells(FOUND, {**settings, "data.dataset": "fashion-mnist"}, lambda rev: True) == {}
+    # sweep.steps: a cell trained 5 epochs is not a cell of a sweep by optimizer steps.
+    by_steps = cell_settings(params(64, threads=None), threads=1, steps=2345)
+    assert by_steps["train.steps"] == 2345 and by_steps["train.epochs"] is None
+    assert finished_cells(FOUND, by_steps, lambda rev: True) == {}
 
 
 def grid_rows() -> list[dict]:
@@ -97,7 +101,8 @@ def test_the_grid_report_says_which_latent_size_suffices_and_draws_bands():
                          "per_image": {**per_image, "accuracy": np.ones(2000, dtype=bool),
                                        "test_mse": per_image["test_mse"] / 4}})
     statistics = StatisticsSettings(confidence=0.95, alpha=0.05, margin_accuracy_points=0.5, margin_mse_percent=5,
-                                    margin_trustworthiness=0.005)
+                                    margin_trustworthiness=0.005, failure_mse_fraction=1.0,
+                                    convergence_drop_percent=2, power=0.8)
     sizes = grid.latent_sizes(rows, 0.95, 0.05, equivalence_margins(statistics))
     accuracy = {(r["name"], r["latent_dim"]): r for r in sizes if r["metric"] == "accuracy"}
     assert accuracy[("conv", 8)]["equivalent"] and accuracy[("conv", 8)]["smallest_sufficient"] == 8
@@ -109,9 +114,10 @@ def test_the_grid_report_says_which_latent_size_suffices_and_draws_bands():
     section = page.split("## Which latent size each feature space needs")[1]
     best = "(best; none smaller ≡)"
     assert f"| Convolutional AE | 8 {best} | 8 {best} | 8 {best} | 8 {best} |" in section  # ties: the smaller
-    assert f"| Variational AE | 32 {best} | 8 {best} | 32 {best} | 32 {best} |" in section
+    largest = "(best, the largest tried; none smaller ≡)"
+    assert f"| Variational AE | 32 {largest} | 8 {best} | 32 {largest} | 32 {largest} |" in section
     assert "not \"sufficient\"" in section and "≡" in section and "| ±0.50 |" in section
-    assert "| Variational AE | ±0.50 | -5.03 [-5.91, -4.16] | best |" in section
+    assert "| Variational AE | ±0.50 | -5.03 [-5.63, -4.44] ✗ | best |" in section  # the 90% interval of a test at 0.05
     figure = grid_report.figure(summary, ["conv", "vae", "pca"], "grid")
     assert all(ax.collections for ax in figure.axes[:3])  # a band (fill_between) on every panel with data
 

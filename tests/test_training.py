@@ -12,7 +12,16 @@ from benchmarks.settings import params_model
 from stages.common.errors import PipelineError
 from stages.common.models.device import check_precision, cpu_supports_bf16, resolve_device, seed_everything
 from stages.common.models.nets import build_model
-from stages.common.models.training import TrainingDiverged, adam, encode_all, evaluate_mse, fit, to_float_images
+from stages.common.models.training import (
+    TrainingDiverged,
+    adam,
+    encode_all,
+    evaluate_mse,
+    final_loss_drop,
+    fit,
+    to_float_images,
+    total_steps,
+)
 from tests.conftest import ROOT, make_images
 
 CPU = torch.device("cpu")
@@ -41,8 +50,8 @@ def train_once(arch: str):
     images, _ = make_images(200)
     x = to_float_images(images, CPU)
     model = params_model(arch, 16)
-    history = fit(model, x[:160], x[160:], epochs=2, batch_size=32, lr=1e-3, seed=3, precision="fp32",
-                  eval_batch_size=64)
+    history = fit(model, x[:160], x[160:], steps=total_steps(160, 32, epochs=2, steps=None), batch_size=32, lr=1e-3,
+                  seed=3, precision="fp32", eval_batch_size=64).history
     return model, history
 
 
@@ -73,8 +82,8 @@ def test_bf16_training_repeats_exactly_too():
         seed_everything(5)
         model = build_model("conv", 8)
         x = to_float_images(make_images(96, seed=2)[0], CPU)
-        history = fit(model, x[:64], x[64:], epochs=1, batch_size=32, lr=1e-3, seed=5, precision="bf16",
-                      eval_batch_size=32)
+        history = fit(model, x[:64], x[64:], steps=2, batch_size=32, lr=1e-3, seed=5, precision="bf16",
+                      eval_batch_size=32).history
         runs.append((history[0].train_loss, history[0].test_mse))
     assert runs[0] == runs[1]
 
@@ -84,7 +93,7 @@ def test_a_diverging_run_raises_at_its_epoch():
     images, _ = make_images(100)
     x = to_float_images(images, CPU)
     with pytest.raises(TrainingDiverged) as err:
-        fit(build_model("stacked", 8), x[:80], x[80:], epochs=3, batch_size=16, lr=1e6, seed=3, precision="fp32",
+        fit(build_model("stacked", 8), x[:80], x[80:], steps=15, batch_size=16, lr=1e6, seed=3, precision="fp32",
             eval_batch_size=64)
     assert err.value.epoch >= 1
 
@@ -140,3 +149,40 @@ def test_bf16_is_refused_in_one_line_where_the_cpu_lacks_it():
     else:
         with pytest.raises(PipelineError, match="train.precision is 'bf16' but this CPU has neither"):
             check_precision("bf16", CPU)
+
+
+def test_a_budget_of_steps_counts_optimizer_steps_and_cuts_the_last_pass_short():
+    assert total_steps(60_000, 128, epochs=5, steps=None) == 2_345  # the notebook's 5 epochs of 60,000 images
+    assert total_steps(8_000, 128, epochs=5, steps=None) == 315     # the MNIST sample's: a seventh of them
+    assert total_steps(8_000, 128, epochs=None, steps=2_345) == 2_345
+    seed_everything(3)
+    x = to_float_images(make_images(120)[0], CPU)
+    trained = fit(build_model("stacked", 8), x[:100], x[100:], steps=9, batch_size=32, lr=1e-3, seed=3,
+                  precision="fp32", eval_batch_size=64)
+    # 4 steps a pass (100 images, batches of 32): passes of 4, 4 and 1 step.
+    assert trained.steps == 9 and [r.epoch for r in trained.history] == [1, 2, 3]
+    assert np.isfinite(trained.step_losses).all() and (trained.step_losses > 0).all()
+
+
+def test_a_budget_of_whole_passes_in_steps_trains_exactly_as_by_epochs():
+    runs = []
+    for steps in (total_steps(100, 32, epochs=2, steps=None), 8):
+        seed_everything(4)
+        model = build_model("conv", 8)
+        x = to_float_images(make_images(120, seed=1)[0], CPU)
+        trained = fit(model, x[:100], x[100:], steps=steps, batch_size=32, lr=1e-3, seed=4, precision="fp32",
+                      eval_batch_size=64)
+        runs.append((trained.step_losses.tolist(), [r.test_mse for r in trained.history],
+                     [v.clone() for v in model.state_dict().values()]))
+    assert runs[0][:2] == runs[1][:2]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][2], runs[1][2]))
+
+
+def test_the_final_loss_drop_compares_the_last_fifth_of_the_steps_with_the_fifth_before():
+    flat = np.full(100, 0.5)
+    assert final_loss_drop(flat) == 0.0
+    falling = np.concatenate([np.full(60, 9.0), np.full(20, 1.0), np.full(20, 0.9)])
+    assert final_loss_drop(falling) == pytest.approx(0.1)      # 1.0 -> 0.9: still falling 10%
+    rising = np.concatenate([np.full(80, 1.0), np.full(20, 1.1)])
+    assert final_loss_drop(rising) == pytest.approx(-0.1)
+    assert np.isnan(final_loss_drop(np.ones(9)))               # too few steps for two windows

@@ -6,7 +6,8 @@ being swept (`spec["git_url"]`, ref refs/sweeps/<commit>), applies the workspace
 uncommitted changes (`spec["patch"]`), and either shares this machine's DVC cache
 (`spec["cache_dir"]`: outputs and run-cache are already where the sweep reads them)
 or pulls the run-cache from the DVC remote (`spec["dvc_url"]`). It then runs `dvc exp
-run -S seed=S -S train.latent_dim=D -S train.threads=T --name <cell>`, so every stage
+run -S seed=S -S train.latent_dim=D -S train.threads=T [-S train.steps=N -S train.epochs=null]
+--name <cell>`, so every stage
 any machine already ran comes from the run-cache, and publishes the experiment to
 the git remote it cloned from (`dvc exp push`), with its outputs to the DVC remote
 when there is one.
@@ -200,6 +201,8 @@ def _steps(spec: dict, repo: Path) -> list[list]:
                   ([python, "-m", "dvc", "pull", "--run-cache", "--quiet"], True)]  # an empty remote is fine
     run = [python, "-m", "dvc", "exp", "run", "--name", spec["name"], "--set-param", f"seed={spec['seed']}",
            "--set-param", f"train.latent_dim={spec['latent_dim']}", "--set-param", f"train.threads={spec['threads']}"]
+    if spec.get("steps") is not None:  # sweep.steps: every cell trains that many optimizer steps
+        run += ["--set-param", f"train.steps={spec['steps']}", "--set-param", "train.epochs=null"]
     if spec.get("targets"):
         # A part of a cell (tools/sweep.py's split_tail): some of its stages, into the shared run-cache, where the
         # cell itself then finds them. Nothing of it is published; its clone goes with it.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from stages.common.errors import PipelineError
 from stages.common.evaluation.metrics import BASELINES, METRICS, in_range
-from stages.common.outputs.layout import errors_path, metrics_path, predictions_path
+from stages.common.outputs.layout import errors_path, metrics_path, predictions_path, run_path
 from stages.common.outputs.read import MAX_TEXT_BYTES, load_errors, load_predictions
 from stages.common.settings import parse_yaml
 
@@ -270,7 +270,31 @@ def outcome_files(exp: Experiment, lock: dict, archs: list) -> dict:
         md5 = lock.get(str(errors_path(arch)))
         if md5:
             wanted[("errors", arch)] = md5
+    for kind, name in fact_files(archs):
+        md5 = lock.get(str(run_path(kind, name)))
+        if md5:
+            wanted[("facts", f"{kind}_{name}")] = md5
     return wanted
+
+
+FACT_KINDS = ("train", "latents", "tsne", "svm")
+
+
+def fact_files(archs: list) -> list[tuple[str, str]]:
+    """(kind, name) of every run-facts file of a cell (metrics/run/<kind>_<name>.json): what each stage cost, and
+    what judges a training run."""
+    return [*((kind, arch) for arch in archs for kind in FACT_KINDS), *(("svm", name) for name in BASELINES)]
+
+
+def read_facts(path: Path, where: str, exp: Experiment) -> dict:
+    """A run-facts file from the DVC cache, as a JSON object; PipelineError naming the experiment and the file."""
+    from stages.common.outputs.read import read_json
+
+    try:
+        return read_json(path, where)
+    except PipelineError as err:
+        why = str(err).removeprefix(f"{path}: ").split("; rerun")[0]
+        raise PipelineError(f"{exp.name}: {where} (DVC cache file {path.name}): {why}") from None
 
 
 def read_outcome(kind: str, name: str, path: Path, exp: Experiment) -> dict:

@@ -47,6 +47,8 @@ def read_study(folder: Path) -> dict:
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
             raise PipelineError(f"{path}: not a table the sweep writes ({' '.join(str(err).split())[:120]})") \
                 from None
+        if name == "results.csv" and "metric" in frame.columns:
+            frame = frame[frame["metric"].notna()]  # a row without a metric holds only a set-up's failure count
         absent = [c for c in COLUMNS[name] if c not in frame.columns]
         if absent or not len(frame):
             raise PipelineError(f"{path}: expected the sweep's columns {', '.join(COLUMNS[name])}, with rows; "

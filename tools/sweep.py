@@ -35,6 +35,7 @@ from stages.common.errors import PipelineError, run_stage
 from stages.common.evaluation.metrics import BASELINES, METRICS, feature_label
 from stages.common.models.catalogue import CATALOGUE
 from stages.common.outputs.atomic import OutputSet, atomic_path
+from stages.common.outputs.layout import run_path
 from stages.common.outputs.read import check_numbers, read_json
 from stages.common.settings import PARAMS_FILE, load_yaml, read
 from tools.cli import parser_for, positive_int, positive_seconds
@@ -49,6 +50,7 @@ from tools.experiments import (
     metric_value,
     outcome_files,
     read_experiments,
+    read_facts,
     read_outcome,
     workspace_commit,
 )
@@ -57,25 +59,38 @@ OUT = Path("plots/sweep")
 LOGS = OUT / "logs"
 OUTPUT_FILES = ("report.md", "runs.csv", "results.csv", "comparisons.csv", "latent_sizes.csv", "latent_size.png",
                 "timing.json", "params.yaml")
-PARAMS = ("archs", "data.dataset", "train.epochs", "sweep", "statistics")
+PARAMS = ("archs", "data.dataset", "train", "sweep", "statistics")
 # A cell's stages per architecture, in order: what one part of a split cell runs for its architectures.
 PER_ARCH_STAGES = ("train", "latents", "tsne", "svm")
 # Feature spaces that do not change with the latent size: no latent size to choose.
 FIXED_SIZE = ("pixels",)
 LATENT_SIZE_COLUMNS = ["name", "metric", "latent_dim", "best_dim", "seeds", "images", "mean", "mean_diff", "ci_low",
-                       "ci_high", "margin", "p_equivalence", "p_equivalence_holm", "equivalent",
-                       "smallest_sufficient"]
+                       "ci_high", "margin", "p_equivalence", "p_worse", "in_sequence", "equivalent", "verdict",
+                       "seeds_to_decide", "smallest_sufficient"]
+RESULT_COLUMNS = ["latent_dim", "name", "metric", "seeds", "images", "mean", "ci_low", "ci_high", "noise", "runs",
+                  "failed", "failed_ci_low", "failed_ci_high", "unconverged", "active_units_mean", "active_units_min",
+                  "active_units_max"]
+# What each autoencoder's run recorded besides its metrics, to judge it before it is compared (docs/study.md):
+# (metrics file kind, key, the values it may take).
+# (the stage whose run facts, metrics/run/<stage>_<arch>.json, hold it; key; its rule).
+RUN_RECORDS = (("train", "mean_image_mse", "a number above 0 and at most 1"),
+               ("train", "loss_drop_last_fifth", "a finite number or null"),
+               ("train", "steps", "a whole number of steps, at least 1"),
+               ("latents", "active_units", "a whole number of units, at least 0"))
 # Keys a cell's results do not depend on, left out when matching an experiment to this sweep.
 NOT_CELL = ("seed", "train.latent_dim")
 NOT_CELL_SECTIONS = ("sweep.", "statistics.")
 
 
 # --------------------------------------------------------------------------- which cells are done
-def cell_settings(params: dict, threads: int) -> dict:
-    """Every param a cell must share with this sweep: params.yaml but the cell's own, sweep.* and statistics.*."""
+def cell_settings(params: dict, threads: int, steps: int | None) -> dict:
+    """Every param a cell must share with this sweep: params.yaml but the cell's own, sweep.* and statistics.*,
+    with the cell's thread count and, where sweep.steps is set, its budget in steps."""
     settings = {key: value for key, value in flatten(params).items()
                 if key not in NOT_CELL and not key.startswith(NOT_CELL_SECTIONS)}
     settings["train.threads"] = threads
+    if steps is not None:
+        settings.update({"train.steps": steps, "train.epochs": None})
     return settings
 
 
@@ -106,7 +121,7 @@ def find_cells(archs: list, settings: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- running the missing ones
-def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) -> tuple[dict, list]:
+def run_missing(todo: list, threads: int, steps: int | None, jobs: int, args, client, archs: list) -> tuple[dict, list]:
     """Run the cells `todo` here or on the cluster (`client`, None: here); (timing, failed outcomes).
     Logs in plots/sweep/logs/."""
     import cloudpickle
@@ -131,7 +146,7 @@ def run_missing(todo: list, threads: int, jobs: int, args, client, archs: list) 
     plan, failed, started = None, [], time.perf_counter()
     try:
         plan = cluster.cluster_plan(args.git_remote) if args.scheduler else cluster.local_plan()
-        specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads,
+        specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads, "steps": steps,
                   "name": tools.cells.cell_name(seed, dim, plan["code_key"])} for seed, dim in todo]
         if not args.scheduler and not args.no_split:
             specs = split_tail(specs, jobs, archs)
@@ -248,6 +263,10 @@ def _rows_of(exp, seed: int, dim: int, archs: list, files: dict, test_labels):
         row = {"seed": seed, "latent_dim": dim, "name": name, "experiment": exp.name, "per_image": {}}
         for metric in METRICS:
             row[metric.key] = metric_value(exp, metric, name)
+        if name in archs:
+            facts = {stage: read_facts(files[(exp.name, "facts", f"{stage}_{name}")], f"{stage}@{name}", exp)
+                     for stage in ("train", "latents") if (exp.name, "facts", f"{stage}_{name}") in files}
+            row.update(run_records(exp, name, facts))
         for kind in ("correct", "errors"):
             path = files.get((exp.name, kind, name))
             if path is None:
@@ -265,6 +284,35 @@ def _rows_of(exp, seed: int, dim: int, archs: list, files: dict, test_labels):
     return rows, test_labels
 
 
+def _record_ok(key: str, value) -> bool:
+    import math
+
+    if value is None:
+        return key == "loss_drop_last_fifth"  # too few steps for two fifths
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    if key == "mean_image_mse":
+        return 0 < value <= 1
+    if key in ("steps", "active_units"):
+        return float(value).is_integer() and value >= (1 if key == "steps" else 0)
+    return True
+
+
+def run_records(exp, arch: str, facts: dict) -> dict:
+    """RUN_RECORDS of one architecture's run in an experiment (`facts`: stage -> its run facts, where the cell has
+    them), each checked: a run without them (older code) has None, a value out of range is one line in
+    exp.problems."""
+    found = {}
+    for stage, key, expected in RUN_RECORDS:
+        record, path = facts.get(stage), str(run_path(stage, arch))
+        value = None if record is None else record.get(key)
+        if record is not None and key in record and not _record_ok(key, value):
+            exp.problems.append(f"{exp.name}: {path} has {key} = {str(value)[:40]}; expected {expected}")
+            value = None
+        found[key] = value
+    return found
+
+
 def last_timing(out: Path) -> dict | None:
     """The wall time the last sweep that ran cells recorded, if <out>/timing.json holds one."""
     path = out / "timing.json"
@@ -275,6 +323,19 @@ def last_timing(out: Path) -> dict | None:
         return None
     check_numbers(timing, path, "sweep", ("wall_seconds", "cells"))
     return timing
+
+
+def whole_numbers(frame, columns: tuple):
+    """Columns of whole numbers that some rows lack (a baseline has no steps) written as 4, not 4.0."""
+    return frame.astype({c: "Int64" for c in columns if c in frame.columns})
+
+
+def budget(train, sweep) -> str:
+    """Each cell's training budget in words: "2,345 steps each" or "5 epochs each"."""
+    steps = sweep.steps if sweep.steps is not None else train.steps
+    if steps is not None:
+        return f"{steps:,} optimizer steps each"
+    return f"{train.epochs} epoch{'s' if train.epochs != 1 else ''} each"
 
 
 def equivalence_margins(statistics) -> dict:
@@ -296,26 +357,36 @@ def write_report(rows: list, params: dict, timing: dict | None, excluded: list, 
 
     statistics = params["statistics"]
     outputs = OutputSet([out / name for name in OUTPUT_FILES])
-    summary = grid.aggregate(rows, statistics.confidence)
-    comparisons = grid.compare(rows, statistics.confidence, statistics.alpha)
-    sizes = grid.latent_sizes([r for r in rows if r["name"] not in FIXED_SIZE], statistics.confidence,
-                              statistics.alpha, equivalence_margins(statistics))
-    rank = grid.ranks(rows, comparisons)
+    # Judged before anything is compared: a failed run is counted apart and kept out of every mean and test.
+    judged = grid.judge_runs(rows, statistics.failure_mse_fraction, statistics.convergence_drop_percent / 100)
+    trained = [r for r in judged if not r["failed"]]
+    counts = grid.run_counts(judged, statistics.confidence)
+    summary = grid.aggregate(trained, statistics.confidence)
+    comparisons = grid.compare(trained, statistics.confidence, statistics.alpha)
+    sizes = grid.latent_sizes([r for r in trained if r["name"] not in FIXED_SIZE], statistics.confidence,
+                              statistics.alpha, equivalence_margins(statistics), statistics.power)
+    rank = grid.ranks(trained, comparisons)
     names = list(dict.fromkeys(r["name"] for r in rows))
-    n_seeds = len({r["seed"] for r in rows})
-    epochs = params["train.epochs"]
-    title = (f"Seeds x latent-size sweep on {params['data.dataset']}: {n_seeds} seed(s), "
-             f"{epochs} epoch{'s' if epochs != 1 else ''} each")
-    plain = [{k: v for k, v in r.items() if k != "per_image"} for r in rows]
-    outputs.text(out / "runs.csv", pd.DataFrame(plain).assign(
+    title = f"Seeds x latent-size sweep on {params['data.dataset']}: {len({r['seed'] for r in rows})} seed(s), " \
+            + budget(params["train"], params["sweep"])
+    plain = [{k: v for k, v in r.items() if k != "per_image"} for r in judged]
+    outputs.text(out / "runs.csv", whole_numbers(pd.DataFrame(plain), ("steps", "active_units")).assign(
         feature_space=[feature_label(r["name"]) for r in plain]).to_csv(index=False))
-    outputs.text(out / "results.csv", pd.DataFrame(summary).assign(
-        feature_space=[feature_label(r["name"]) for r in summary]).to_csv(index=False))
+    by_cell = {(c["latent_dim"], c["name"]): c for c in counts}
+    results = [{**r, **{k: v for k, v in by_cell.get((r["latent_dim"], r["name"]), {}).items()
+                        if k not in ("latent_dim", "name")}} for r in summary]
+    # A set-up whose every run failed has no mean to give, and its failures are still a result: a row without
+    # a metric.
+    results += [c for c in counts if not any((r["latent_dim"], r["name"]) == (c["latent_dim"], c["name"])
+                                              for r in summary)]
+    outputs.text(out / "results.csv", whole_numbers(pd.DataFrame(results, columns=RESULT_COLUMNS), (
+        "seeds", "images", "runs", "failed", "unconverged", "active_units_min", "active_units_max")).assign(
+        feature_space=[feature_label(r["name"]) for r in results]).to_csv(index=False))
     outputs.text(out / "comparisons.csv", pd.DataFrame(comparisons).to_csv(index=False))
     outputs.text(out / "latent_sizes.csv", pd.DataFrame(sizes, columns=LATENT_SIZE_COLUMNS).to_csv(index=False))
-    outputs.figure(out / "latent_size.png", grid_report.figure(summary, names, title))
+    outputs.figure(out / "latent_size.png", grid_report.figure(summary, names, title, judged))
     outputs.text(out / "report.md", grid_report.markdown(
-        summary, comparisons, rank, names, title, timing, statistics, excluded, failed, sizes, command))
+        summary, comparisons, rank, names, title, timing, statistics, excluded, failed, sizes, command, counts))
     outputs.json(out / "timing.json", timing or {})
     outputs.text(out / "params.yaml", PARAMS_FILE.read_text(encoding="utf-8"))
     outputs.commit()
@@ -372,7 +443,7 @@ def sweep_with(args, client, command: str) -> None:
     sweep, archs = params["sweep"], params["archs"]
     jobs = args.jobs or sweep.jobs or max(1, usable_cores() // sweep.threads)
     cells = [(seed, dim) for dim in sweep.latent_dims for seed in sweep.seeds]
-    settings = cell_settings(load_yaml(PARAMS_FILE), sweep.threads)
+    settings = cell_settings(load_yaml(PARAMS_FILE), sweep.threads, sweep.steps)
 
     found = find_cells(archs, settings)
     todo = [cell for cell in cells if cell not in found]
@@ -380,7 +451,7 @@ def sweep_with(args, client, command: str) -> None:
           flush=True)
     timing, failed = None, []
     if todo and not args.report_only:
-        timing, failed = run_missing(todo, sweep.threads, jobs, args, client, archs)
+        timing, failed = run_missing(todo, sweep.threads, sweep.steps, jobs, args, client, archs)
         found = find_cells(archs, settings)
     elif not todo:
         print("sweep: nothing to run; redrawing the report", flush=True)

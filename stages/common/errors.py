@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,9 @@ def track_outputs(outputs) -> None:
 
 
 def _interrupt_message() -> str:
+    if _starter_gone:
+        return (f"the process that started it ({_starter_gone[0]}) is gone, so a newer run may have written its "
+                "outputs since; stopped, nothing was written")
     outputs = _outputs
     if outputs is None or not outputs.written:
         return "interrupted; no output was written, earlier outputs are unchanged"
@@ -49,6 +53,77 @@ def _discard_temporaries() -> None:
 
 def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------- the process that started the stage
+# A stage works for whoever started it (`dvc repro`, a sweep's cell): once that process is gone (killed, say, by a
+# service manager's SIGTERM, which reaches it and not its children), a newer run may already have written its own
+# outputs, so the stage must stop without writing. Recorded at start: the parent, and the parent's parent where
+# the parent is a shell the command ran through; each with its start time, so a reused PID is not mistaken.
+SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish"}
+STARTER_POLL_SECONDS = 0.5
+_starters: list[tuple[int, str | None]] = []
+_starter_gone: list[str] = []
+
+
+def _proc_stat(pid: int) -> tuple[str, str, int] | None:
+    """(command name, start time, parent PID) of a process from /proc; None where it is gone or unknown."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, _, rest = text.partition(" (")[2].rpartition(") ")
+    fields = rest.split()
+    return name, fields[19], int(fields[1])
+
+
+def record_starters() -> None:
+    """Remember which processes started this one (module comment above)."""
+    _starters.clear()
+    parent = os.getppid()
+    stat = _proc_stat(parent)
+    _starters.append((parent, stat[1] if stat else None))
+    if stat and stat[0] in SHELLS and stat[2] > 1:
+        grand = _proc_stat(stat[2])
+        if grand:
+            _starters.append((stat[2], grand[1]))
+
+
+def starter_gone() -> str | None:
+    """Which starter is gone ("dvc, pid 123"), or None while every one runs."""
+    for pid, started in _starters:
+        stat = _proc_stat(pid)
+        alive = (stat is not None and stat[1] == started) if started is not None else os.getppid() == _starters[0][0]
+        if not alive:
+            return f"pid {pid}"
+    return None
+
+
+def check_starters() -> None:
+    """PipelineError where the process that started this stage is gone: nothing may be written any more."""
+    gone = starter_gone()
+    if gone:
+        raise PipelineError(f"the process that started this stage ({gone}) is gone, so a newer run may have "
+                            "written its outputs since; stopped, nothing was written")
+
+
+def _watch_starters() -> None:
+    while True:
+        gone = starter_gone()
+        if gone:
+            _starter_gone.append(gone)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        threading.Event().wait(STARTER_POLL_SECONDS)
+
+
+def watch_starters() -> None:
+    """Record the starters and stop this process (SIGTERM to itself) as soon as one is gone."""
+    record_starters()
+    try:
+        threading.Thread(target=_watch_starters, name="starter-watch", daemon=True).start()
+    except RuntimeError:  # no thread to be had (a memory limit): the check at commit still holds
+        pass
 
 
 def _say(line: str) -> None:
@@ -88,6 +163,11 @@ def _log_path(stage: str) -> Path:
     return folder / f"ae-compare-{stage.replace('@', '-')}.log"
 
 
+OUT_OF_MEMORY = "out of memory; lower the batch sizes or the data limits in params.yaml, or raise the memory limit"
+# What the dynamic loader says when a memory limit keeps it from mapping a library.
+MEMORY_SIGNS = ("failed to map segment", "Cannot allocate memory", "cannot allocate memory")
+
+
 def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str], stage: str | None = None) -> None:
     """Run a stage's (or tool's) `main(argv)`; every failure becomes one line on stderr and a non-zero exit.
 
@@ -102,6 +182,7 @@ def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str], sta
     # From here on Ctrl-C and SIGTERM unwind through the stage, so temporaries are removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
+    watch_starters()
     try:
         try:
             main(argv)
@@ -121,7 +202,15 @@ def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str], sta
         _exit(0)
     except MemoryError:
         _hold_signals_then_exit(1)
-        _say(f"error: {stage}: out of memory; lower the batch sizes or the data limits in params.yaml")
+        _say(f"error: {stage}: {OUT_OF_MEMORY}")
+        _exit(1)
+    except ImportError as err:  # a library that cannot load: under a memory limit, or a broken environment
+        _hold_signals_then_exit(1)
+        detail = " ".join(str(err).split())[:200]
+        if any(sign in detail for sign in MEMORY_SIGNS):
+            _say(f"error: {stage}: {OUT_OF_MEMORY} (loading a library: {detail})")
+        else:
+            _say(f"error: {stage}: a library could not be loaded: {detail}; rerun `make setup`")
         _exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("AE_DEBUG"):

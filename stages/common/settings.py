@@ -122,7 +122,10 @@ class DataSettings:
 class TrainSettings:
     """train: how every architecture is trained."""
 
-    epochs: int = setting(integer(1, 100_000))
+    # The budget: exactly one of the two is a number. Epochs are passes over however many images
+    # data.train_limit keeps; steps are optimizer steps, so a sample trains as long as the full set did.
+    epochs: int | None = setting(integer(1, 100_000, null=True, why="null when train.steps is set"))
+    steps: int | None = setting(integer(1, 10**8, null=True, why="null when train.epochs is set"))
     batch_size: int = setting(integer(1, MAX_TRAIN_BATCH, why="larger batches need several GB of activations"))
     lr: float = setting(positive(1e3))
     latent_dim: int = setting(integer(1, PIXELS, why="a code larger than the 784 pixels it encodes compresses nothing"))
@@ -131,6 +134,11 @@ class TrainSettings:
     # A number, never "every core": torch's kernels split their sums by thread, so the
     # trained weights depend on it, and dvc.yaml's params must say what a result depends on.
     threads: int = setting(integer(1, 4096, why="torch threads per stage"))
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise fail("train.steps", self.steps, f"{'null' if self.epochs is not None else 'a number'} while "
+                       f"train.epochs is {self.epochs}: exactly one of train.epochs and train.steps sets the budget")
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,8 @@ class SweepSettings:
     seeds: list = setting(distinct_ints(0, MAX_SEED, "seeds"))
     threads: int = setting(integer(1, 4096, why="torch threads of every cell"))
     jobs: int | None = setting(integer(1, 64, null=True, why="cells at a time; null = usable cores / sweep.threads"))
+    steps: int | None = setting(integer(1, 10**8, null=True,
+                                        why="each cell's train.steps, its train.epochs null; null: train.* as it is"))
 
 
 @dataclass(frozen=True)
@@ -229,6 +239,14 @@ class StatisticsSettings:
     margin_accuracy_points: float = setting(positive(100, "SVM accuracy points"))
     margin_mse_percent: float = setting(positive(100, "percent of the best size's test and denoise MSE"))
     margin_trustworthiness: float = setting(positive(1, "t-SNE trustworthiness, a number from 0 to 1"))
+    # A run failed when its test MSE is no better than this share of the MSE of predicting every pixel's
+    # training-set mean (or its loss was not finite): counted apart, never averaged in.
+    failure_mse_fraction: float = setting(positive(1, "a share of the mean image's test MSE, at most 1"))
+    # A run had not converged when its training loss still fell by more than this over the last fifth of
+    # its steps (against the fifth before): flagged in the sweep's report.
+    convergence_drop_percent: float = setting(positive(100, "percent of the training loss"))
+    # The power the seed planner aims at, for each comparison a study left undecided.
+    power: float = setting(Rule(lambda v: _is_number(v) and 0.5 <= v < 1, "a number from 0.5 to below 1"))
 
 
 def arch_list(catalogue: dict) -> Rule:

@@ -288,19 +288,6 @@ def _paired(metric: Metric, a, b, per_image: bool) -> tuple[np.ndarray, Spread]:
     return d, spread(d) if per_image else seeds_only(d)
 
 
-def equivalence_p(s: Spread, margin: float) -> float | None:
-    """The p of "the true difference lies within +-margin" (two one-sided tests under the pivot, each at half the
-    level, so p < alpha exactly when the whole (1 - alpha) interval lies inside the margin); None: no spread
-    and a difference, nothing to test."""
-    if not math.isfinite(s.se):
-        return None
-    if s.se == 0:
-        return 0.0 if abs(s.mean) < margin else (None if s.mean else 0.0)
-    below = pivot_sf(s.mean + margin, s.v_seed, s.v_image, s.seed_df)    # H0: difference <= -margin
-    above = pivot_sf(margin - s.mean, s.v_seed, s.v_image, s.seed_df)    # H0: difference >= +margin
-    return float(min(1.0, 2 * max(below, above)))
-
-
 def _clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
@@ -402,12 +389,11 @@ class Margin:
     relative: bool
 
 
-def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dict) -> list[dict]:
+def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dict, power: float = 0.8) -> list[dict]:
     """For each feature space with more than one latent size and each metric with a margin: every size against
-    that feature space's best size (best mean), paired by seed and image; equivalent when the equivalence test
-    rejects after Holm over the sizes of that feature space and metric (one family), which for a single size is
-    the whole interval inside the margin. `smallest_sufficient`: the smallest size equivalent to the best (or
-    the best itself)."""
+    that feature space's best size (best mean), paired by seed and image, and a step-down equivalence test of the
+    sizes below the best (`_step_down`). `smallest_sufficient`: the last size the step-down showed equivalent (or
+    the best itself). Each size left undecided gets the seeds that would decide it (`seeds_to_decide`)."""
     out = []
     for name in _names(rows):
         for metric in METRICS:
@@ -417,11 +403,56 @@ def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dic
             found = {dim: v for dim, v in found.items() if v}
             if len(found) < 2:
                 continue
-            out += _against_best(metric, name, found, confidence, alpha, margins[metric.key])
+            out += _against_best(metric, name, found, confidence, alpha, margins[metric.key], power)
     return out
 
 
-def _against_best(metric: Metric, name: str, found: dict, confidence: float, alpha: float, margin: Margin):
+def one_sided_ps(s: Spread, margin: float) -> tuple[float, float] | None:
+    """(p of "the difference is above -margin", p of "it is below +margin") under the pivot, a difference oriented
+    so that positive is better (small p: shown); without any spread, the limit: 0 where it holds, else 1; None
+    where the spread is not a number."""
+    if not math.isfinite(s.se):
+        return None
+    if s.se == 0:
+        return float(s.mean <= -margin), float(s.mean >= margin)
+    below = float(pivot_sf(s.mean + margin, s.v_seed, s.v_image, s.seed_df))    # H0: difference <= -margin
+    above = float(pivot_sf(margin - s.mean, s.v_seed, s.v_image, s.seed_df))    # H0: difference >= +margin
+    return below, above
+
+
+def _step_down(family: list[dict], best: int, alpha: float) -> None:
+    """The fixed-sequence test (Maurer, Hothorn & Lehmacher 1995; Hsu & Berger 1999): the sizes below the best,
+    largest first, each equivalence test at the full level alpha, stopping at the first that is not shown. The
+    order is fixed by the sizes alone, before any outcome is seen, so the chance of calling any size sufficient
+    when it is worse by the margin stays at most alpha with no correction (tests/test_grid.py simulates it)."""
+    reached = True
+    for record in sorted((r for r in family if r["latent_dim"] < best), key=lambda r: -r["latent_dim"]):
+        p = record["p_equivalence"]
+        record["in_sequence"] = reached
+        record["equivalent"] = reached and p is not None and p < alpha
+        reached = record["equivalent"]
+
+
+def verdict(record: dict, alpha: float) -> str:
+    """What one size's comparison with the best decided: best, sufficient (the step-down showed it equivalent),
+    worse (worse than the best by more than the margin, one-sided at alpha), larger (above the best, and not
+    shown worse), not reached (equivalent on its own, after a larger size the step-down could not show), or
+    undecided."""
+    if record["latent_dim"] == record["best_dim"]:
+        return "best"
+    if record["equivalent"]:
+        return "sufficient"
+    if record["p_worse"] is not None and record["p_worse"] < alpha:
+        return "worse"
+    if record["latent_dim"] > record["best_dim"]:
+        return "larger"  # not a candidate: a size above the best is never the smallest that suffices
+    if record["p_equivalence"] is not None and record["p_equivalence"] < alpha:
+        return "not reached"
+    return "undecided"
+
+
+def _against_best(metric: Metric, name: str, found: dict, confidence: float, alpha: float, margin: Margin,
+                  power: float):
     def mean_of(values: dict) -> float:
         return float(np.mean([np.mean(v) for v in values.values()]))
 
@@ -429,22 +460,104 @@ def _against_best(metric: Metric, name: str, found: dict, confidence: float, alp
     sign = 1.0 if metric.higher_is_better else -1.0
     best = max(means, key=lambda dim: (sign * means[dim], -dim))  # a tie: the smaller size
     bound = margin.value * means[best] if margin.relative else margin.value
-    family = []
+    family, spreads = [], {}
     for dim in sorted(found):
         seeds = sorted(set(found[dim]) & set(found[best]))
         record = {"name": name, "metric": metric.key, "latent_dim": dim, "best_dim": best, "seeds": len(seeds),
                   "images": 0, "mean": means[dim], "mean_diff": 0.0, "ci_low": None, "ci_high": None,
-                  "margin": bound, "p_equivalence": None, "p_equivalence_holm": None, "equivalent": dim == best}
+                  "margin": bound, "p_equivalence": None, "p_worse": None, "in_sequence": False,
+                  "equivalent": dim == best, "seeds_to_decide": None}
         if dim != best and len(seeds) >= (1 if metric.per_image else 2):
             here, there = [found[dim][k] for k in seeds], [found[best][k] for k in seeds]
             _, s = _paired(metric, here, there, metric.per_image)
-            diff = difference(metric, here, there, confidence, metric.per_image)
+            # The interval that goes with a test at level alpha: equivalent exactly when it lies inside the margin.
+            diff = difference(metric, here, there, 1 - 2 * alpha, metric.per_image)
+            ps = one_sided_ps(s, bound)
             record.update(images=s.images, mean_diff=s.mean, ci_low=diff.ci_low, ci_high=diff.ci_high,
-                          p_equivalence=equivalence_p(s, bound))
+                          p_equivalence=None if ps is None else max(ps),
+                          p_worse=None if ps is None else 1.0 - ps[0])
+            spreads[dim] = s
         family.append(record)
-    tested = [r for r in family if r["p_equivalence"] is not None]
-    for record, adjusted in zip(tested, holm([r["p_equivalence"] for r in tested]) if tested else []):
-        record["p_equivalence_holm"] = adjusted
-        record["equivalent"] = adjusted < alpha
+    _step_down(family, best, alpha)
     smallest = min(r["latent_dim"] for r in family if r["equivalent"])
-    return [{**r, "smallest_sufficient": smallest} for r in family]
+    for record in family:
+        record["smallest_sufficient"] = smallest
+        record["verdict"] = verdict(record, alpha)
+        if record["verdict"] == "undecided" and record["latent_dim"] in spreads:
+            record["seeds_to_decide"] = seeds_to_decide(spreads[record["latent_dim"]], bound, alpha, power)
+    return family
+
+
+# --------------------------------------------------------------------------- planning seeds
+MAX_PLANNED_SEEDS = 100
+
+
+def decision_power(s: Spread, margin: float, alpha: float, seeds: int) -> float:
+    """The chance that `seeds` seeds (on the same test images) decide a size against the best, either way: show it
+    equivalent within +-margin or worse by more than the margin, each at level alpha, if the true difference is the
+    one observed and the variance components are those estimated (the seeds' term shrinks as 1/seeds, the test
+    images' does not). A normal approximation of the estimate, with the pivot's own critical values."""
+    from scipy.special import ndtr
+
+    v_seed = s.v_seed * s.seeds / seeds
+    se = math.sqrt(v_seed + s.v_image)
+    if se == 0:
+        return 1.0
+    critical = float(pivot_half_width(1 - 2 * alpha, v_seed, s.v_image, seeds - 1))
+    delta = s.mean
+    equivalent = max(0.0, float(ndtr((margin - critical - delta) / se) - ndtr((critical - margin - delta) / se)))
+    worse = float(ndtr((-margin - critical - delta) / se))
+    return min(1.0, equivalent + worse)
+
+
+def seeds_to_decide(s: Spread, margin: float, alpha: float, power: float) -> int | None:
+    """The fewest seeds (more than the study has) with `decision_power` at least `power`; None when not even
+    MAX_PLANNED_SEEDS would (a difference at the margin, or the test images' own noise too wide)."""
+    if s.seeds < 2 or not math.isfinite(s.se):
+        return None
+    if decision_power(s, margin, alpha, MAX_PLANNED_SEEDS) < power:
+        return None
+    low, high = s.seeds, MAX_PLANNED_SEEDS   # power(low) < target (it is undecided), power(high) >= target
+    while high - low > 1:
+        middle = (low + high) // 2
+        if decision_power(s, margin, alpha, middle) >= power:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+# --------------------------------------------------------------------------- which runs count
+def judge_runs(rows: list[dict], failure_mse_fraction: float, convergence_drop: float) -> list[dict]:
+    """Each row with `failed` and `converged` said, by rules fixed before any result is seen (docs/study.md): an
+    autoencoder's run failed when its test MSE is no better than `failure_mse_fraction` of the MSE of predicting
+    every pixel's training-set mean; it had converged when its training loss fell by at most `convergence_drop`
+    (a share) over the last fifth of its steps. A baseline, or a run without those records, is neither."""
+    judged = []
+    for row in rows:
+        reference, test_mse, drop = row.get("mean_image_mse"), row.get("test_mse"), row.get("loss_drop_last_fifth")
+        failed = reference is not None and test_mse is not None and test_mse >= failure_mse_fraction * reference
+        converged = None if drop is None else drop <= convergence_drop
+        judged.append({**row, "failed": bool(failed), "converged": converged})
+    return judged
+
+
+def run_counts(rows: list[dict], confidence: float) -> list[dict]:
+    """Per latent size and feature space with judged runs: the runs, the failures with their Clopper-Pearson
+    interval (the chance that a run of this set-up fails), the runs that had not converged, and the VAE's active
+    units over the runs that did not fail (mean, min, max)."""
+    out = []
+    for dim in _dims(rows):
+        for name in _names(rows):
+            runs = [r for r in rows if r["latent_dim"] == dim and r["name"] == name]
+            if not runs or all(r.get("mean_image_mse") is None for r in runs):
+                continue
+            failed = sum(r["failed"] for r in runs)
+            low, high = _clopper_pearson(failed, len(runs), confidence)
+            active = [r["active_units"] for r in runs if not r["failed"] and r.get("active_units") is not None]
+            out.append({"latent_dim": dim, "name": name, "runs": len(runs), "failed": failed, "failed_ci_low": low,
+                        "failed_ci_high": high, "unconverged": sum(r["converged"] is False for r in runs),
+                        "active_units_mean": float(np.mean(active)) if active else None,
+                        "active_units_min": min(active) if active else None,
+                        "active_units_max": max(active) if active else None})
+    return out

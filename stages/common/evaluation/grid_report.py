@@ -8,6 +8,7 @@ is what keeps it in the group). Tables go through the single-run report's render
 """
 from __future__ import annotations
 
+from stages.common.evaluation.grid import MAX_PLANNED_SEEDS
 from stages.common.evaluation.metrics import BASELINES, METRIC, METRICS, feature_label
 from stages.common.evaluation.tables import escape, table
 
@@ -109,10 +110,12 @@ SIZE_CAVEATS = (
     "t-SNE draws a space, not what the space is worth.")
 
 
-def sufficient_cell(record: dict) -> str:
-    """The smallest sufficient size, said so that the best size alone is not read as a smaller one shown."""
+def sufficient_cell(record: dict, largest: int) -> str:
+    """The smallest sufficient size, said so that the best size alone is not read as a smaller one shown, and
+    so that a best at the largest size tried is read as "perhaps more would do better"."""
     best, smallest = record["best_dim"], record["smallest_sufficient"]
-    return f"{best} (best; none smaller ≡)" if smallest == best else f"{smallest} (best {best})"
+    at_edge = "best, the largest tried" if best == largest else "best"
+    return f"{best} ({at_edge}; none smaller ≡)" if smallest == best else f"{smallest} ({at_edge} {best})"
 
 
 def sufficient_rows(sizes: list[dict], names: list) -> list[list[str]]:
@@ -122,10 +125,65 @@ def sufficient_rows(sizes: list[dict], names: list) -> list[list[str]]:
         cells = []
         for metric in METRICS:
             found = [r for r in sizes if r["name"] == name and r["metric"] == metric.key]
-            cells.append(sufficient_cell(found[0]) if found else "–")
+            cells.append(sufficient_cell(found[0], max(r["latent_dim"] for r in found)) if found else "–")
         if any(cell != "–" for cell in cells):
             rows.append([feature_label(name), *cells])
     return rows
+
+
+def verdict_mark(record: dict) -> str:
+    """≡ sufficient, ✗ worse, (≡) equivalent but not reached, ? undecided with the seeds that would decide it."""
+    verdict = record.get("verdict")
+    if verdict == "undecided":
+        need = record.get("seeds_to_decide")
+        return f"? (> {MAX_PLANNED_SEEDS} seeds)" if need is None else f"? ({need} seeds)"
+    return {"sufficient": "≡", "worse": "✗", "not reached": "(≡)"}.get(verdict, "")
+
+
+def _active(count: dict | None, dim: int) -> str:
+    if not count or count["active_units_mean"] is None:
+        return "–"
+    return f"{count['active_units_mean']:.1f} ({count['active_units_min']}–{count['active_units_max']}) of {dim}"
+
+
+def run_tables(counts: list[dict], names: list, dims: list, statistics) -> list[str]:
+    """The runs that failed and those that had not converged, per feature space and size; the active units."""
+    if not counts:
+        return []
+    found = {(c["name"], c["latent_dim"]): c for c in counts}
+    lines = ["## Runs that did not train, and runs still learning", "",
+             f"Judged before any comparison (docs/study.md). A run **failed** when its test MSE is no better than "
+             f"{statistics.failure_mse_fraction:g} × that of predicting every pixel's training-set mean "
+             f"(statistics.failure_mse_fraction), or its loss was not finite (the cell then stops with its error, "
+             f"listed above); a failed run is kept in runs.csv and the figure, and left out of every mean, "
+             f"interval and test below. A run **had not converged** when its training loss still fell by more "
+             f"than {statistics.convergence_drop_percent:g}% over the last fifth of its steps against the fifth "
+             f"before (statistics.convergence_drop_percent): it is counted in, and flagged, since its "
+             f"architecture might do better with more steps. Each cell: failed of runs [exact "
+             f"{statistics.confidence:.0%} interval of the chance a run fails]; not converged.", ""]
+    rows = []
+    for name in names:
+        cells = []
+        for dim in dims:
+            c = found.get((name, dim))
+            cells.append("–" if c is None else
+                         f"{c['failed']} of {c['runs']} [{c['failed_ci_low']:.2f}, {c['failed_ci_high']:.2f}]; "
+                         f"{c['unconverged']} not converged")
+        if any(cell != "–" for cell in cells):
+            rows.append([feature_label(name), *cells])
+    lines += [table(["feature space", *(f"latent {d}" for d in dims)], rows), ""]
+    active = [c for c in counts if c["active_units_mean"] is not None]
+    if active:
+        rows = []
+        for name in names:
+            cells = [found.get((name, dim)) for dim in dims]
+            if any(c and c["active_units_mean"] is not None for c in cells):
+                rows.append([feature_label(name), *(_active(c, dim) for c, dim in zip(cells, dims))])
+        lines += ["Active units: latent dimensions whose code varies across the test images by a variance above "
+                  "0.01 (for the VAE, of its posterior means: Burda et al. 2016), mean over the runs that did not "
+                  "fail (min–max). A VAE whose units go inactive as its size grows is not using the extra room.", "",
+                  table(["feature space", *(f"latent {d}" for d in dims)], rows), ""]
+    return lines
 
 
 def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: float) -> list[str]:
@@ -134,12 +192,17 @@ def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: 
         return []
     lines = ["## Which latent size each feature space needs", "",
              f"Each latent size against the same feature space's best size (best mean), paired by seed and by "
-             f"test image. A size **suffices** when the difference is within the metric's margin "
-             f"(statistics.margin_*): two one-sided tests, each at half of {alpha}, Holm over the sizes of one "
-             f"feature space and metric (one family); for one size alone that is its whole interval inside the "
-             f"margin. \"Not separated\" from the best is not \"sufficient\": a wide interval is neither. Each "
-             f"cell: the difference from the best (negative: worse) [interval]; ≡ equivalent within the margin; "
-             f"best marks the best size. {seeds} seeds, {images:,} test images.", ""]
+             f"test image, over the runs that did not fail. A size **suffices** when the difference is within the "
+             f"metric's margin (statistics.margin_*): two one-sided tests at {alpha}, so its whole "
+             f"{1 - 2 * alpha:.0%} interval inside the margin, taken as a step-down: the sizes below the best, "
+             f"largest first, each at the full {alpha}, stopping at the first not shown (a fixed sequence, Hsu & "
+             f"Berger 1999: the order is set by the sizes before any result is seen, so no correction is owed). "
+             f"\"Not separated\" from the best is not \"sufficient\": a wide interval is neither. Each cell: the "
+             f"difference from the best (negative: worse) [{1 - 2 * alpha:.0%} interval]; ≡ sufficient; ✗ worse "
+             f"than the best by more than the margin (one-sided at {alpha}); ? undecided, with the seeds that would "
+             f"decide it with power statistics.power if the difference is what was observed (\"> N\": not even "
+             f"that many); (≡) equivalent on its own but after a larger size the step-down could not show; best "
+             f"marks the best size. {seeds} seeds, {images:,} test images.", ""]
     lines += [table(["feature space", *(f"{m.label}: smallest sufficient size" for m in METRICS)],
                     sufficient_rows(sizes, names)), "", SIZE_CAVEATS, ""]
     for metric in METRICS:
@@ -162,7 +225,7 @@ def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: 
                 else:
                     interval = ("" if r["ci_low"] is None else
                                 f" [{_difference(metric, r['ci_low'])}, {_difference(metric, r['ci_high'])}]")
-                    cells.append(f"{_difference(metric, r['mean_diff'])}{interval}{' ≡' if r['equivalent'] else ''}")
+                    cells.append(f"{_difference(metric, r['mean_diff'])}{interval} {verdict_mark(r)}".rstrip())
             first = next(iter(records.values()))
             rows.append([feature_label(name), _margin(metric, first), *cells])
         lines += [f"### {metric.label}: each size against the best", "",
@@ -172,7 +235,8 @@ def size_tables(sizes: list[dict], names: list, seeds: int, images: int, alpha: 
 
 def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: list, title: str,
              timing: dict | None, statistics, excluded: list[str] | None = None,
-             failed: list[dict] | None = None, sizes: list[dict] | None = None, command: str = "") -> str:
+             failed: list[dict] | None = None, sizes: list[dict] | None = None, command: str = "",
+             counts: list[dict] | None = None) -> str:
     confidence, alpha = statistics.confidence, statistics.alpha
     dims = sorted({r["latent_dim"] for r in summary})
     seeds = max((r["seeds"] for r in summary), default=0)
@@ -198,6 +262,7 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     if excluded:
         lines += ["## Excluded cells", "", "Their recorded results could not be used:", "",
                   *(f"- {escape(line)}" for line in excluded), ""]
+    lines += run_tables(counts or [], names, dims, statistics)
     lines += [method(confidence, alpha), ""]
     for metric in METRICS:
         present = [n for n in names if any(r["name"] == n and r["metric"] == metric.key for r in summary)]
@@ -215,9 +280,9 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     return "\n".join(lines)
 
 
-def figure(summary: list[dict], names: list, title: str):
+def figure(summary: list[dict], names: list, title: str, runs: list[dict] | None = None):
     """Each metric against latent size: a line through the means and a band for each interval; the baselines
-    dashed (raw pixels, which has no latent size, one band across)."""
+    dashed (raw pixels, which has no latent size, one band across); every run a point, a failed one a red x."""
     from stages.common.outputs.charts import plt, series_colour
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5.2 * len(METRICS), 4.6))
@@ -240,6 +305,7 @@ def figure(summary: list[dict], names: list, title: str):
             ax.plot(x, y, marker=None if name == "pixels" else marker, markersize=4, label=feature_label(name),
                     color=colour, linestyle="--" if dashed else "-", linewidth=1.4)
             ax.fill_between(x, low, high, color=colour, alpha=0.10 if dashed else 0.18, linewidth=0)
+            _run_points(ax, [r for r in runs or () if r["name"] == name and name not in BASELINES], metric, colour)
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(d) for d in dims])
         ax.minorticks_off()
@@ -250,6 +316,8 @@ def figure(summary: list[dict], names: list, title: str):
                      f"(bands: intervals over {'seeds and test images' if metric.per_image else 'seeds only'})",
                      fontsize=10)
         ax.grid(alpha=0.3)
+    if any(r.get("failed") for r in runs or ()):
+        axes[0].scatter([], [], marker="x", color="#d62728", label="failed run (not in the means)")
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:  # every series, also those a metric lacks (the baselines have no MSE)
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -260,3 +328,14 @@ def figure(summary: list[dict], names: list, title: str):
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def _run_points(ax, runs: list[dict], metric, colour: str) -> None:
+    """Each run's own value, a small dot beside its size's mean; a failed run a red x (left out of the means)."""
+    for failed in (False, True):
+        points = [(r["latent_dim"], metric.shown(r[metric.key])) for r in runs
+                  if bool(r.get("failed")) == failed and r.get(metric.key) is not None]
+        if points:
+            x, y = zip(*points)
+            ax.scatter(x, y, s=14 if failed else 6, marker="x" if failed else "o", linewidths=1,
+                       color="#d62728" if failed else colour, alpha=0.9 if failed else 0.45, zorder=3)

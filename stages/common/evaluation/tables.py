@@ -176,7 +176,7 @@ def markdown(archs: list, dataset: str, results: dict, facts: dict, baselines: d
         "# Autoencoder comparison report",
         "",
         f"Dataset **{dataset}**: {run['n_train']:,} training / {run['n_test']:,} test images, "
-        f"{run['epochs']} epochs, {run['precision']} on {run['device']}.",
+        f"{run['epochs']} epochs ({run['steps']:,} optimizer steps), {run['precision']} on {run['device']}.",
         "Reference figures are what the notebook printed for **MNIST** (60,000/10,000); "
         "they are comparable only when this run is MNIST at full size, and exist only for its three models.",
         "",

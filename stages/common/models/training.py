@@ -73,11 +73,15 @@ def train_epoch(
     generator: torch.Generator,
     precision: str,
     on_batch: Callable[[], None] | None = None,
+    step_losses: torch.Tensor | None = None,
 ) -> tuple[float, dict]:
-    """One pass over `x_train` in shuffled batches; returns the mean batch loss and mean parts."""
+    """One pass over `x_train` in shuffled batches, cut short after len(step_losses) steps where that is given
+    (each step's loss is written there); returns the mean batch loss and mean parts."""
     model.train()
     n = x_train.shape[0]
     order = torch.randperm(n, generator=generator).to(x_train.device)
+    if step_losses is not None:
+        n = min(n, len(step_losses) * batch_size)
     # Accumulated on the device: calling .item() per batch would stall a GPU.
     loss_sum = torch.zeros((), dtype=torch.float64, device=x_train.device)
     part_sums: dict[str, torch.Tensor] = {}
@@ -90,6 +94,8 @@ def train_epoch(
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach()
+        if step_losses is not None:
+            step_losses[n_batches] = loss.detach()
         for name, value in parts.items():
             part_sums[name] = part_sums.get(name, 0) + value.detach().double()
         n_batches += 1
@@ -125,6 +131,14 @@ def per_image_mse(model: nn.Module, x: torch.Tensor, batch_size: int, target: to
 
 
 @torch.no_grad()
+def mean_image_mse(x_train: torch.Tensor, x_test: torch.Tensor) -> float:
+    """The test MSE per pixel of predicting every pixel's training-set mean: what a model that learnt nothing
+    about the images scores, the reference of a study's failure rule."""
+    mean_image = x_train.double().mean(0, keepdim=True)
+    return float(((x_test.double() - mean_image) ** 2).mean())
+
+
+@torch.no_grad()
 def encode_all(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     """Latents of every image in `x` as a float32 (n, latent_dim) array."""
     model.eval()
@@ -132,11 +146,55 @@ def encode_all(model: nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray
     return torch.cat(parts).numpy()
 
 
+def total_steps(n_train: int, batch_size: int, epochs: int | None, steps: int | None) -> int:
+    """The optimizer steps of a training budget: `steps` where given, else `epochs` full passes."""
+    return steps if steps is not None else epochs * -(-n_train // batch_size)
+
+
+# The share of the steps whose loss, against the share before it, says whether training still moved at its end.
+CONVERGENCE_WINDOW = 0.2
+
+
+def final_loss_drop(step_losses: np.ndarray) -> float:
+    """How much the training loss still fell at the end: (mean over the second-last fifth of the steps - mean over
+    the last fifth) / |mean over the second-last fifth|. Positive: still falling; about 0: flat. NaN with fewer
+    than 10 steps (no two windows to compare)."""
+    losses = np.asarray(step_losses, dtype=np.float64)
+    window = int(len(losses) * CONVERGENCE_WINDOW)
+    if window < 2:
+        return float("nan")
+    before, last = losses[-2 * window:-window].mean(), losses[-window:].mean()
+    return float((before - last) / abs(before)) if before != 0 else 0.0
+
+
+@dataclass
+class Trained:
+    """What `fit` returns: a row per pass over the data (the last may be partial) and every step's loss."""
+
+    history: list[EpochResult]
+    step_losses: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_losses)
+
+
+# Burda, Grosse & Salakhutdinov (2016, "Importance weighted autoencoders"): a latent unit is active when its
+# posterior mean varies across images, Cov_x(E[z_i | x]) > 0.01.
+ACTIVE_UNIT_VARIANCE = 0.01
+
+
+def active_units(codes: np.ndarray) -> int:
+    """How many latent units vary across images by more than ACTIVE_UNIT_VARIANCE (codes: (n, latent_dim), a
+    VAE's posterior means): the dimensions a model uses, of those it has."""
+    return int((np.asarray(codes, dtype=np.float64).var(axis=0) > ACTIVE_UNIT_VARIANCE).sum())
+
+
 def fit(
     model: nn.Module,
     x_train: torch.Tensor,
     x_test: torch.Tensor,
-    epochs: int,
+    steps: int,
     batch_size: int,
     lr: float,
     seed: int,
@@ -144,18 +202,24 @@ def fit(
     eval_batch_size: int,
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
-) -> list[EpochResult]:
-    """Adam on the model's own loss for `epochs` epochs; after each, the test MSE.
+) -> Trained:
+    """Adam on the model's own loss for exactly `steps` optimizer steps, in shuffled passes over the data (the
+    last pass cut short where `steps` ends inside it); after each pass, the test MSE. A budget of whole passes
+    (`total_steps(epochs=...)`) trains exactly as epoch by epoch.
 
-    Raises TrainingDiverged at the first epoch whose loss is not finite.
+    Raises TrainingDiverged at the first pass whose loss is not finite.
     """
     fast_layout(model, x_train.device)
     optimizer = adam(model, lr)
     generator = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
+    step_losses = torch.zeros(steps, dtype=torch.float64, device=x_train.device)
+    history, done, epoch = [], 0, 0
+    while done < steps:
+        epoch += 1
         started = time.perf_counter()
-        train_loss, parts = train_epoch(model, optimizer, x_train, batch_size, generator, precision, on_batch)
+        train_loss, parts = train_epoch(model, optimizer, x_train, batch_size, generator, precision, on_batch,
+                                        step_losses[done:])
+        done = min(steps, done + -(-x_train.shape[0] // batch_size))
         seconds = time.perf_counter() - started
         test_mse = evaluate_mse(model, x_test, eval_batch_size)
         if not all(math.isfinite(v) for v in (train_loss, test_mse, *parts.values())):
@@ -164,4 +228,4 @@ def fit(
         history.append(result)
         if on_epoch:
             on_epoch(result)
-    return history
+    return Trained(history, step_losses.cpu().numpy())

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.errors import PipelineError, track_outputs
+from stages.common.errors import PipelineError, check_starters, track_outputs
 
 TMP_MARK = ".tmp-"
 
@@ -278,6 +278,7 @@ class OutputSet:
         old_folders = []
         with _signals_held():
             with _commit_lock(self.paths[0]):
+                check_starters()  # the last moment: a stage whose dvc is gone must not overwrite newer outputs
                 for path in self.paths:
                     try:
                         if path in self.folders and path.exists():
