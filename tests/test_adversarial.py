@@ -450,9 +450,10 @@ def test_a_stage_whose_starter_is_gone_stops_without_writing(prepared_project, t
         command = ["/bin/sh", "-c", " ".join(command) + "; true"]
     log = tmp_path / "stage.log"
     try:
-        with open(log, "wb") as out:
+        with open(log, "wb") as out:  # DVC_STAGE: what DVC sets for every command it runs
             parent = subprocess.Popen([sys.executable, "-c", SILENT_PARENT, *command], cwd=prepared_project,
-                                      env=env(), stdout=out, stderr=subprocess.STDOUT)
+                                      env={**env(), "DVC_STAGE": "train@stacked"}, stdout=out,
+                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline and "epoch 1/" not in log.read_text(errors="replace"):
             pass  # the event: training has begun
@@ -467,6 +468,25 @@ def test_a_stage_whose_starter_is_gone_stops_without_writing(prepared_project, t
     assert "is gone" in text and "nothing was written" in text and "Traceback" not in text, text[-2000:]
     assert [p.read_bytes() for p in outputs] == before
     assert not list(prepared_project.rglob(f"*{TMP_MARK}*"))
+
+
+def test_a_stage_run_by_hand_may_outlive_its_terminal(prepared_project, tmp_path):  # nohup ... &
+    project = tmp_path / "p"
+    shutil.copytree(prepared_project, project)
+    set_params(project, {"train": {"epochs": 3}})
+    log = tmp_path / "stage.log"
+    with open(log, "wb") as out:
+        parent = subprocess.Popen([sys.executable, "-c", SILENT_PARENT, sys.executable, "-m", "stages", "train",
+                                   "stacked"], cwd=project, env=env(), stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and "epoch 1/" not in log.read_text(errors="replace"):
+        pass
+    (stage_process,) = psutil.Process(parent.pid).children()
+    parent.kill()
+    parent.wait()
+    stage_process.wait(timeout=300)  # not our child: psutil gives no exit status, the log says how it ended
+    text = log.read_text()
+    assert "epoch 3/3" in text and "train stacked: test_mse" in text and "error" not in text, text[-1000:]
 
 
 def test_a_commit_after_the_starter_is_gone_writes_nothing(tmp_path, monkeypatch):  # #43: the last moment

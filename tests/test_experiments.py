@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
 from tests.fake_experiments import ARCHS, add_experiment, cell_files, long_history
 from tests.stagerun import env, inside
 
@@ -169,3 +170,45 @@ def test_a_bad_run_record_in_the_cache_excludes_its_cell_by_name_file_and_key(tm
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert f"{victim.name}: metrics/run/train_stacked.json has {key}" in proc.stderr
     assert "2 seed(s)" in (repo / "plots/sweep/report.md").read_text()
+
+
+def test_a_second_sweep_in_one_clone_says_who_computes_and_stops(tmp_path):  # #43
+    from stages.common.errors import PipelineError
+    from tools.sweep import SWEEP_LOCK, one_sweep_at_a_time
+
+    repo = long_history(tmp_path / "repo", 2, CELLS[:2], {"seeds": [1, 2, 3], "latent_dims": [2]})  # one to run
+    with one_sweep_at_a_time(repo / SWEEP_LOCK):
+        proc = tool(repo, "sweep")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert "another sweep is already computing cells in this clone (pid " in line and " since " in line
+        assert "1 to run" in proc.stdout and "cell(s) to run on" not in proc.stdout  # it started no cell
+        with pytest.raises(PipelineError, match="another sweep"):
+            with one_sweep_at_a_time(repo / SWEEP_LOCK):
+                pass
+    with one_sweep_at_a_time(repo / SWEEP_LOCK):  # free again once its holder is done
+        pass
+
+
+@pytest.mark.parametrize("out,said", [("", "got an empty path"), (".", "is the repository root"),
+                                      ("params.yaml", "is a file, not a folder")])
+def test_a_report_folder_that_is_no_folder_of_its_own_is_refused_before_anything_runs(tmp_path, out, said):  # #43
+    repo = long_history(tmp_path / "repo", 2, CELLS[:2], {"seeds": [1, 2], "latent_dims": [2]})
+    proc = tool(repo, "sweep", "--report-only", "--out", out)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1 and said in proc.stderr
+    assert "sweep:" not in proc.stdout and not (repo / "report.md").exists()
+
+
+def test_git_that_cannot_record_the_changes_is_said_with_what_to_do(tmp_path, monkeypatch):  # #43
+    from stages.common.errors import PipelineError
+    from tools.experiments import workspace_commit
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real_git = subprocess.run(["which", "git"], capture_output=True, text=True).stdout.strip()
+    (shim / "git").write_text(f'#!/bin/sh\n[ "$1" = stash ] && exit 1\nexec {real_git} "$@"\n')
+    (shim / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{__import__('os').environ['PATH']}")
+    with pytest.raises(PipelineError) as err:  # what git says on a read-only .git: nothing, exit 1
+        workspace_commit(ROOT)
+    assert "git stash create (no message, exit 1)" in str(err.value) and ".git must be writable" in str(err.value)

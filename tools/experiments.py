@@ -210,8 +210,12 @@ def code_versions(revs: list[str], paths: list[str], cwd=None) -> dict:
 def workspace_commit(cwd=None) -> str:
     """A commit of the workspace as it is (uncommitted changes to tracked files included), or HEAD without any;
     made with `git stash create`, which changes neither the working tree nor the index."""
-    made = git("stash", "create", cwd=cwd).strip()
-    return made or git("rev-parse", "HEAD", cwd=cwd).strip()
+    proc = subprocess.run(["git", "stash", "create"], capture_output=True, text=True, cwd=cwd)
+    if proc.returncode:
+        said = " ".join(proc.stderr.split())[-300:] or f"no message, exit {proc.returncode}"
+        raise PipelineError(f"git stash create ({said}): the sweep records this clone's uncommitted changes as a "
+                            "commit object, so .git must be writable by you; or commit the changes first")
+    return proc.stdout.strip() or git("rev-parse", "HEAD", cwd=cwd).strip()
 
 
 # --------------------------------------------------------------------------- per-image outcomes

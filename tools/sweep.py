@@ -25,10 +25,12 @@ docs or tools loses none, and adding a seed runs only that seed's cells.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 from stages.common.errors import PipelineError, run_stage
@@ -56,6 +58,8 @@ from tools.experiments import (
 )
 
 OUT = Path("plots/sweep")
+# Held by the sweep that computes cells in this clone: a second one would compute the same cells again.
+SWEEP_LOCK = Path(".dvc/tmp/sweep.lock")
 LOGS = OUT / "logs"
 OUTPUT_FILES = ("report.md", "runs.csv", "results.csv", "comparisons.csv", "latent_sizes.csv", "latent_size.png",
                 "timing.json", "params.yaml")
@@ -121,29 +125,59 @@ def find_cells(archs: list, settings: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- running the missing ones
+@contextlib.contextmanager
+def one_sweep_at_a_time(path: Path):
+    """Hold this clone's sweep lock while cells are computed; PipelineError naming the holder (its PID, host and
+    start) where another sweep holds it. The kernel drops the lock with its holder, killed or not."""
+    import fcntl
+    import socket
+    from datetime import datetime
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise PipelineError(f"{path}: cannot open the sweep's lock ({err.strerror or err}); is .dvc/ writable?") \
+            from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = " ".join(os.pread(fd, 300, 0).decode("utf-8", errors="replace").split()) or "a process"
+            raise PipelineError(f"sweep: another sweep is already computing cells in this clone ({holder}); "
+                                "wait for it or stop it, then run again (--report-only draws the report "
+                                "meanwhile)") from None
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {since}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_out_folder(out: str) -> Path:
+    """--out as a folder of the report's own: not empty, not the repository root it would litter."""
+    if not out.strip():
+        raise PipelineError("--out: expected a folder for the report and its tables, got an empty path")
+    folder = Path(out)
+    if folder.resolve() == Path.cwd().resolve():
+        raise PipelineError(f"--out: {out!r} is the repository root; give a folder of the report's own, such as "
+                            f"{OUT} or studies/<dataset>")
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"--out: {out!r} is a file, not a folder")
+    return folder
+
+
 def run_missing(todo: list, threads: int, steps: int | None, jobs: int, args, client, archs: list) -> tuple[dict, list]:
     """Run the cells `todo` here or on the cluster (`client`, None: here); (timing, failed outcomes).
     Logs in plots/sweep/logs/."""
-    import cloudpickle
-
     import tools.cells
     from tools import cluster, dispatch
-
-    # Workers need the environment, not the project: the cell's code travels by value. Dask tries
-    # plain pickle first, which would send a module's function by reference, so the task is a local
-    # function (plain pickle refuses it; cloudpickle sends it and tools.cells' code along).
-    cloudpickle.register_pickle_by_value(tools.cells)
-    run_cell = tools.cells.run_cell
-
-    def task(spec: dict, *parts_done) -> dict:  # parts_done: the outcomes of the cell's parts, run before it
-        outcome = run_cell(spec)
-        if parts_done:  # the cell's work was theirs too: the slots' time counts it
-            outcome["part_seconds"] = [part.get("seconds", 0.0) for part in parts_done]
-        return outcome
 
     own_client = client is None
     client = client or dispatch.local_client(jobs)
     plan, failed, started = None, [], time.perf_counter()
+    place = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
     try:
         plan = cluster.cluster_plan(args.git_remote) if args.scheduler else cluster.local_plan()
         specs = [{**plan, "seed": seed, "latent_dim": dim, "threads": threads, "steps": steps,
@@ -154,24 +188,11 @@ def run_missing(todo: list, threads: int, steps: int | None, jobs: int, args, cl
             if split:
                 print(f"sweep: the last round's {len(split)} cell(s) split into {len(split[0]['parts'])} parts each, "
                       f"so that no slot stands idle (--no-split: whole cells)", flush=True)
-        place = f"the Dask cluster at {args.scheduler}" if args.scheduler else "this machine"
         at_a_time = "" if args.scheduler else f", {jobs} cell(s) at a time"
         print(f"sweep: {len(todo)} cell(s) to run on {place}{at_a_time}, {threads} torch thread(s) each; "
               f"logs in {LOGS}/", flush=True)
-
-        def report(outcome: dict) -> None:
-            log = write_log(outcome)
-            cell = f"seed {outcome['seed']}, latent {outcome['latent_dim']}"
-            if "error" in outcome:
-                failed.append(outcome)
-                print(f"sweep: cell {cell} failed on {outcome['host']}: {outcome['error']} (log: {log})", flush=True)
-            else:
-                parts = outcome.get("part_seconds")
-                after = f" (after its parts, side by side: {', '.join(f'{p:.0f}' for p in parts)} s)" if parts else ""
-                print(f"sweep: cell {cell} done on {outcome['host']} in {outcome.get('seconds', 0):.0f} s{after}",
-                      flush=True)
-
-        result = dispatch.run_cells(client, specs, task, report, args.no_workers_timeout, args.connect_timeout)
+        result = dispatch.run_cells(client, specs, cell_task(), lambda outcome: say_done(outcome, failed),
+                                    args.no_workers_timeout, args.connect_timeout)
         if args.scheduler:
             cluster.pull_experiments(args.git_remote, [o["name"] for o in result.outcomes if "error" not in o])
     finally:
@@ -179,18 +200,57 @@ def run_missing(todo: list, threads: int, steps: int | None, jobs: int, args, cl
             cluster.remove_sweep_ref(plan, args.git_remote if args.scheduler else None)
         if own_client:
             client.close()
-    wall = time.perf_counter() - started
     how = f"{result.workers} worker(s)" if args.scheduler else f"{jobs} cell(s) at a time"
-    cell_seconds = [round(o.get("seconds", 0.0), 1) for o in result.outcomes]
-    part_seconds = [round(p, 1) for o in result.outcomes for p in o.get("part_seconds", ())]
-    timing = {"wall_seconds": round(wall, 1), "cells": len(todo),
-              "where": f"{place} ({how}), {threads} thread(s) per cell", "cell_seconds": cell_seconds}
+    timing = sweep_timing(result.outcomes, time.perf_counter() - started, None if args.scheduler else jobs)
+    return {**timing, "cells": len(todo), "where": f"{place} ({how}), {threads} thread(s) per cell"}, failed
+
+
+def cell_task():
+    """The Dask task of one cell (tools.cells.run_cell), its code sent along by value.
+
+    Workers need the environment, not the project. Dask tries plain pickle first, which
+    would send a module's function by reference, so the task is a local function (plain
+    pickle refuses it; cloudpickle sends it and tools.cells' code along)."""
+    import cloudpickle
+
+    import tools.cells
+
+    cloudpickle.register_pickle_by_value(tools.cells)
+    run_cell = tools.cells.run_cell
+
+    def task(spec: dict, *parts_done) -> dict:  # parts_done: the outcomes of the cell's parts, run before it
+        outcome = run_cell(spec)
+        if parts_done:  # the cell's work was theirs too: the slots' time counts it
+            outcome["part_seconds"] = [part.get("seconds", 0.0) for part in parts_done]
+        return outcome
+
+    return task
+
+
+def say_done(outcome: dict, failed: list) -> None:
+    """A finished cell: its log written, one line printed, a failure kept in `failed`."""
+    log = write_log(outcome)
+    cell = f"seed {outcome['seed']}, latent {outcome['latent_dim']}"
+    if "error" in outcome:
+        failed.append(outcome)
+        print(f"sweep: cell {cell} failed on {outcome['host']}: {outcome['error']} (log: {log})", flush=True)
+        return
+    parts = outcome.get("part_seconds")
+    after = f" (after its parts, side by side: {', '.join(f'{p:.0f}' for p in parts)} s)" if parts else ""
+    print(f"sweep: cell {cell} done on {outcome['host']} in {outcome.get('seconds', 0):.0f} s{after}", flush=True)
+
+
+def sweep_timing(outcomes: list[dict], wall: float, jobs: int | None) -> dict:
+    """The wall time, each cell's seconds and its parts', and (here, `jobs` slots) how busy the slots were."""
+    cell_seconds = [round(o.get("seconds", 0.0), 1) for o in outcomes]
+    part_seconds = [round(p, 1) for o in outcomes for p in o.get("part_seconds", ())]
+    timing = {"wall_seconds": round(wall, 1), "cell_seconds": cell_seconds}
     if part_seconds:
         timing["part_seconds"] = part_seconds
-    if not args.scheduler:  # how much of the slots' time the cells (and their parts) kept busy
+    if jobs:  # how much of the slots' time the cells (and their parts) kept busy
         busy = sum(cell_seconds) + sum(part_seconds)
         timing["busy_share"] = round(busy / (wall * jobs), 3) if wall > 0 else None
-    return timing, failed
+    return timing
 
 
 def split_tail(specs: list[dict], jobs: int, archs: list) -> list[dict]:
@@ -416,6 +476,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--connect-timeout", type=positive_seconds("--connect-timeout", 600), default=10,
                         help="seconds to reach the Dask scheduler, and to wait for it if it goes (default 10)")
     args = parser.parse_args(argv)
+    check_out_folder(args.out)  # before anything runs, not after hours of cells
     security = None
     if args.scheduler:  # a junk address, missing credentials or remote are found before anything is read or run
         check_address(args.scheduler, args.allow_plain_tcp)
@@ -451,7 +512,8 @@ def sweep_with(args, client, command: str) -> None:
           flush=True)
     timing, failed = None, []
     if todo and not args.report_only:
-        timing, failed = run_missing(todo, sweep.threads, sweep.steps, jobs, args, client, archs)
+        with one_sweep_at_a_time(SWEEP_LOCK):
+            timing, failed = run_missing(todo, sweep.threads, sweep.steps, jobs, args, client, archs)
         found = find_cells(archs, settings)
     elif not todo:
         print("sweep: nothing to run; redrawing the report", flush=True)
@@ -464,7 +526,7 @@ def sweep_with(args, client, command: str) -> None:
                                 f"{first['error']} (log: {LOGS}/{first['name']}.log)")
         raise PipelineError("no finished sweep experiment found; run `make sweep` first"
                             + (f" ({len(excluded)} excluded: {excluded[0]})" if excluded else ""))
-    out = Path(args.out)
+    out = check_out_folder(args.out)
     write_report(rows, params, timing or last_timing(out), excluded, failed, out, command)
     print(f"sweep: {out / 'report.md'}", flush=True)
     if excluded:

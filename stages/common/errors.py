@@ -56,10 +56,13 @@ def _sigterm(signum, frame) -> None:
 
 
 # --------------------------------------------------------------------------- the process that started the stage
-# A stage works for whoever started it (`dvc repro`, a sweep's cell): once that process is gone (killed, say, by a
-# service manager's SIGTERM, which reaches it and not its children), a newer run may already have written its own
-# outputs, so the stage must stop without writing. Recorded at start: the parent, and the parent's parent where
-# the parent is a shell the command ran through; each with its start time, so a reused PID is not mistaken.
+# A stage that DVC started (DVC sets DVC_STAGE for every command it runs: `dvc repro`, a sweep cell's `dvc exp
+# run`) works for that DVC: once it is gone (killed, say, by a service manager's SIGTERM, which reaches it and not
+# its children), a newer run may already have written its own outputs, so the stage must stop without writing.
+# Recorded at start: the parent, and the parent's parent where the parent is the shell DVC ran the command
+# through; each with its start time, so a reused PID is not mistaken. A stage or tool run by hand is not watched:
+# `nohup python -m stages train conv &` is meant to outlive its terminal.
+STARTED_BY_DVC = "DVC_STAGE"
 SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish"}
 STARTER_POLL_SECONDS = 0.5
 _starters: list[tuple[int, str | None]] = []
@@ -182,7 +185,8 @@ def run_stage(main: Callable[[list[str]], None], name: str, argv: list[str], sta
     # From here on Ctrl-C and SIGTERM unwind through the stage, so temporaries are removed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm)
-    watch_starters()
+    if os.environ.get(STARTED_BY_DVC):
+        watch_starters()
     try:
         try:
             main(argv)
