@@ -11,14 +11,19 @@ and `--check` keeps the two one fact.
 """
 from __future__ import annotations
 
+import io
+import math
+import re
 import sys
 from itertools import groupby
 from pathlib import Path
 
+from stages.common.data.datasets import PIXELS
 from stages.common.errors import PipelineError, run_stage
 from stages.common.evaluation.grid_report import SIZE_CAVEATS, sufficient_rows
-from stages.common.evaluation.metrics import METRIC, METRICS, feature_label
+from stages.common.evaluation.metrics import BASELINES, METRIC, METRICS, feature_label
 from stages.common.evaluation.tables import table
+from stages.common.models.catalogue import CATALOGUE
 from stages.common.outputs.atomic import atomic_path
 from tools.cli import parser_for
 
@@ -27,38 +32,125 @@ README = Path("README.md")
 BEGIN = "<!-- study results: made by python -m tools.study from studies/*/; do not edit by hand -->"
 END = "<!-- end of study results -->"
 TABLES = ("results.csv", "comparisons.csv", "latent_sizes.csv")
+# Besides the tables, what every study folder holds and the README links to.
+FILES = ("latent_size.png", "report.md", "params.yaml")
 # The columns read here, of each table.
 COLUMNS = {"results.csv": ("latent_dim", "name", "metric", "seeds", "images", "mean", "ci_low", "ci_high"),
            "comparisons.csv": ("latent_dim", "metric", "a", "b", "mean_diff", "significant", "better"),
            "latent_sizes.csv": ("name", "metric", "latent_dim", "best_dim", "smallest_sufficient")}
+# Columns a newer sweep writes, read where present.
+OPTIONAL = {"results.csv": ("runs", "failed"), "latent_sizes.csv": ("verdict", "seeds_to_decide")}
+VERDICTS = ("best", "sufficient", "worse", "larger", "not reached", "undecided")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A study's tables are kilobytes to a few megabytes (30 cells: 300 kB); past this one is not a sweep's.
+MAX_TABLE_BYTES = 16 << 20
+
+
+def _refuse(path: Path, column: str, row: int, value, expected: str) -> PipelineError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return PipelineError(f"{path}: column {column}, row {row}: {shown}; expected {expected}")
+
+
+def _whole(value, low: int, high: int | None = None) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and float(value).is_integer() and value >= low and (high is None or value <= high))
+
+
+def _number_in(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and low <= value <= high
+
+
+def _check_row(path: Path, row: dict, number: int) -> None:
+    """Every value of one row as the sweep writes it: known names and metrics, whole counts, finite values in
+    their metric's range; one line naming the file, the column and the row where not."""
+    names = {*CATALOGUE, *BASELINES}
+    metric = METRIC.get(row.get("metric")) if row.get("metric") is not None else None
+    checks = {"latent_dim": (lambda v: _whole(v, 1, PIXELS), f"a whole latent size from 1 to {PIXELS}"),
+              "best_dim": (lambda v: _whole(v, 1, PIXELS), f"a whole latent size from 1 to {PIXELS}"),
+              "smallest_sufficient": (lambda v: _whole(v, 1, PIXELS), f"a whole latent size from 1 to {PIXELS}"),
+              "name": (lambda v: v in names, "a feature space: " + ", ".join(sorted(names))),
+              "a": (lambda v: v in names, "a feature space: " + ", ".join(sorted(names))),
+              "b": (lambda v: v in names, "a feature space: " + ", ".join(sorted(names))),
+              "metric": (lambda v: v in METRIC or (v is None and "runs" in row), "one of " + ", ".join(METRIC)),
+              "seeds": (lambda v: _whole(v, 1), "a whole number of seeds, at least 1"),
+              "images": (lambda v: _whole(v, 0), "a whole number of test images"),
+              "runs": (lambda v: v is None or _whole(v, 1), "a whole number of runs, at least 1"),
+              "failed": (lambda v: v is None or (_whole(v, 0) and v <= (row.get("runs") or 0)),
+                         "a whole number of failed runs, at most the runs"),
+              "significant": (lambda v: isinstance(v, bool), "True or False"),
+              "better": (lambda v: v is None or v in (row.get("a"), row.get("b")), "empty, or the pair's a or b"),
+              "verdict": (lambda v: v is None or v in VERDICTS, "empty or one of " + ", ".join(VERDICTS)),
+              "seeds_to_decide": (lambda v: v is None or _whole(v, 2), "empty or a whole number of seeds")}
+    if metric is not None:
+        low, high = metric.bounds
+        within = f"a number from {low:g} to {high:g} ({metric.label})"
+        for column in ("mean", "ci_low", "ci_high"):
+            checks[column] = ((lambda v: _number_in(v, low, high)) if column == "mean"
+                              else (lambda v: v is None or _number_in(v, low, high)), within)
+        reach = high - low
+        checks["mean_diff"] = (lambda v: _number_in(v, -reach, reach), f"a difference from {-reach:g} to {reach:g}")
+    for column, (ok, expected) in checks.items():
+        if column in row and not ok(row[column]):
+            raise _refuse(path, column, number, row[column], expected)
+    if metric is not None and row.get("ci_low") is not None and row.get("ci_high") is not None \
+            and "mean" in row and not row["ci_low"] <= row["mean"] <= row["ci_high"]:
+        raise _refuse(path, "mean", number, row["mean"], f"a mean inside its interval [{row['ci_low']}, "
+                                                          f"{row['ci_high']}]")
+
+
+def _read_table(path: Path):
+    """A study table: a regular, readable file of at most MAX_TABLE_BYTES, parsed by pandas."""
+    import pandas as pd
+
+    if not path.exists():
+        raise PipelineError(f"{path}: missing; a study folder holds what make sweep --out wrote")
+    if not path.is_file():
+        raise PipelineError(f"{path}: not a regular file; a study folder holds what make sweep --out wrote")
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise PipelineError(f"{path}: {path.stat().st_size:,} bytes, far more than a sweep writes "
+                            f"(at most {MAX_TABLE_BYTES:,})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: not UTF-8 text; not a table the sweep writes") from None
+    except OSError as err:
+        raise PipelineError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as err:
+        raise PipelineError(f"{path}: not a table the sweep writes ({' '.join(str(err).split())[:120]})") \
+            from None
 
 
 def read_study(folder: Path) -> dict:
     import pandas as pd
 
-    missing = [name for name in TABLES if not (folder / name).is_file()]
+    if not SAFE_NAME.fullmatch(folder.name):
+        raise PipelineError(f"{folder.parent}/{folder.name!r}: a study folder's name is letters, digits, '.', '_' "
+                            "and '-' (it is printed in the README as a heading and in links)")
+    missing = [name for name in TABLES if not (folder / name).exists()]
     if missing:
         raise PipelineError(f"{folder}: no {', '.join(missing)}; a study folder holds what make sweep --out wrote")
+    for name in FILES:
+        path = folder / name
+        if not path.is_file():
+            raise PipelineError(f"{path}: {'not a regular file' if path.exists() else 'missing'}; a study folder "
+                                "holds what make sweep --out wrote, the figure and report the README links to")
     found = {}
     for name in TABLES:
         path = folder / name
-        try:
-            frame = pd.read_csv(path)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-            raise PipelineError(f"{path}: not a table the sweep writes ({' '.join(str(err).split())[:120]})") \
-                from None
-        if name == "results.csv" and "metric" in frame.columns:
+        frame = _read_table(path)
+        if name == "results.csv" and "metric" in frame.columns and "runs" in frame.columns:
             frame = frame[frame["metric"].notna()]  # a row without a metric holds only a set-up's failure count
         absent = [c for c in COLUMNS[name] if c not in frame.columns]
         if absent or not len(frame):
             raise PipelineError(f"{path}: expected the sweep's columns {', '.join(COLUMNS[name])}, with rows; "
                                 + (f"missing {', '.join(absent)}" if absent else "no rows"))
-        if not pd.api.types.is_integer_dtype(frame["latent_dim"]) or frame["metric"].map(
-                lambda m: m not in METRIC).any():
-            raise PipelineError(f"{path}: latent_dim must be whole numbers and metric one of {', '.join(METRIC)}")
-        rows = frame.to_dict("records")
-        for row in rows:  # pandas reads an empty cell as NaN; the tables mean "none"
-            row.update({k: None for k, v in row.items() if isinstance(v, float) and v != v})
+        keep = [c for c in (*COLUMNS[name], *OPTIONAL.get(name, ())) if c in frame.columns]
+        rows = frame[keep].astype(object).where(pd.notna(frame[keep]), None).to_dict("records")
+        for number, row in enumerate(rows, start=2):  # the header is row 1
+            _check_row(path, row, number)
         found[name.removesuffix(".csv")] = rows
     return found
 
