@@ -149,6 +149,12 @@ def test_the_grid_runs_here_reports_both_noises_and_reruns_nothing(repo):
     assert "| Stacked AE | 2 of 2 [0.16, 1.00]; 0 not converged |" in report
     assert "Wall time of the sweep run that computed 2" in report
     assert "(rank " in report and "Holm family" in report
+    # Where the cells' time went, from the stages' own facts (#44).
+    cost = json.loads((repo / "plots/sweep/timing.json").read_text())["cell_cost"]
+    assert cost["cells"] == 2 and cost["median_wall_seconds"] > 0
+    parts = set(cost["median_seconds"])
+    assert {"train@stacked steps", "svm@superres fit", "baseline_pca predict", "overhead"} <= parts
+    assert "## Where a cell's time goes" in report
     assert (repo / "plots/sweep/latent_size.png").stat().st_size > 10_000
     assert not list(Path(tempfile.gettempdir()).glob(f"{CLONE_PREFIX}*-d4-*"))  # clones removed
     assert run(["git", "for-each-ref", "refs/sweeps"], repo).stdout == ""  # the sweep's ref too

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from stages.common.evaluation import grid, grid_report
 from stages.common.evaluation.grid_report import markdown
@@ -194,3 +195,27 @@ def test_exps_cut_long_param_values():
     shown = _param(long)
     assert len(shown) == MAX_PARAM_CHARS and shown.startswith("…") and long.endswith(shown[1:])
     assert _param(None) == "null" and _param(64) == "64"
+
+
+def test_a_cells_time_is_split_by_its_stages_own_facts_and_the_rest_is_overhead(tmp_path):  # #44
+    from tools.sweep import LOG_HEAD, cell_cost, cost_summary
+
+    log = tmp_path / "cell.log"
+    log.write_text(f"{LOG_HEAD} 100.0 s on host\n$ dvc exp run\nStage 'prepare' is cached - skipping run\n"
+                   "Running stage 'train@conv':\n> python -m stages train conv\nRunning stage 'svm@conv':\n"
+                   "Running stage 'baseline_pca':\nRunning stage 'tsne@conv':\n")
+    facts = {"train_conv": {"process_seconds": 50.0, "seconds": 40.0},
+             "svm_conv": {"process_seconds": 20.0, "fit_seconds": 12.0, "predict_seconds": 5.0},
+             "svm_pca": {"process_seconds": 9.0, "fit_seconds": 6.0, "predict_seconds": 2.0},
+             "tsne_conv": {"process_seconds": 1e99},  # a value no stage records: left out, never summed
+             "latents_conv": {"process_seconds": 4.0}}  # restored from the run-cache in this cell: costs nothing
+    cost = cell_cost(facts, log)
+    assert cost["parts"] == pytest.approx({
+        "train@conv steps": 40.0, "train@conv rest": 10.0, "svm@conv fit": 12.0, "svm@conv predict": 5.0,
+        "svm@conv rest": 3.0, "baseline_pca fit": 6.0, "baseline_pca predict": 2.0, "baseline_pca rest": 1.0,
+        "overhead": 21.0})
+    assert cost_summary([cost, cost])["median_seconds"]["overhead"] == 21.0
+    headless = tmp_path / "old.log"
+    headless.write_text("Running stage 'train@conv':\n")  # a log of a sweep before the head line: no overhead
+    assert "overhead" not in cell_cost(facts, headless)["parts"]
+    assert cell_cost(facts, tmp_path / "absent.log") is None

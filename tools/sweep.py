@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import sys
 import time
@@ -47,6 +48,7 @@ from tools.experiments import (
     OutcomeReader,
     code_paths,
     code_versions,
+    fact_files,
     flatten,
     locked_outputs,
     metric_value,
@@ -274,18 +276,91 @@ def split_tail(specs: list[dict], jobs: int, archs: list) -> list[dict]:
 
 
 def write_log(outcome: dict) -> Path:
-    """A cell's whole output, as it came back with its outcome, in plots/sweep/logs/<cell>.log."""
+    """A cell's whole output, as it came back with its outcome, in plots/sweep/logs/<cell>.log, under a first line
+    with its wall seconds (what `cell_costs` sets the stages' own seconds against)."""
     LOGS.mkdir(parents=True, exist_ok=True)
     path = LOGS / f"{outcome['name']}.log"
+    head = f"{LOG_HEAD} {outcome.get('seconds', 0.0):.1f} s on {outcome['host']}\n"
     with atomic_path(path) as temporary:
-        temporary.write_text(outcome.get("log") or "(no output)\n", encoding="utf-8")
+        temporary.write_text(head + (outcome.get("log") or "(no output)\n"), encoding="utf-8")
     return path
 
 
+# --------------------------------------------------------------------------- where a cell's time goes
+LOG_HEAD = "# cell wall time:"
+RAN = re.compile(r"^Running stage '([^']+)':", re.MULTILINE)
+MAX_LOG_BYTES = 16 << 20
+
+
+def stage_facts_key(stage: str) -> str | None:
+    """The run-facts file (kind_name) of a dvc.yaml stage: train@conv -> train_conv, baseline_pca -> svm_pca."""
+    if "@" in stage:
+        kind, name = stage.split("@", 1)
+        return f"{kind}_{name}"
+    return f"svm_{stage.removeprefix('baseline_')}" if stage.startswith("baseline_") else None
+
+
+def cell_cost(facts: dict, log_path: Path) -> dict | None:
+    """Where one computed cell's time went: each stage that ran in it (its log says which) with its process's own
+    seconds (`facts`: kind_name -> run facts), an SVM's fit and predict apart, and the rest of the cell's wall time
+    (clone, DVC, git, the stages without facts: download, prepare, report) as overhead. None without its log."""
+    try:
+        if not log_path.is_file() or log_path.stat().st_size > MAX_LOG_BYTES:
+            return None
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    head = text.split("\n", 1)[0]
+    wall = None
+    if head.startswith(LOG_HEAD):
+        try:
+            wall = float(head.removeprefix(LOG_HEAD).split()[0])
+        except (ValueError, IndexError):
+            wall = None
+    parts = {}
+    for stage in RAN.findall(text):
+        record = facts.get(stage_facts_key(stage) or "")
+        seconds = record.get("process_seconds") if record else None
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 1e7:
+            continue
+        kind = stage.split("@")[0]
+        if kind in ("svm", "baseline_pca", "baseline_pixels"):
+            fit, predict = record.get("fit_seconds"), record.get("predict_seconds")
+            if all(isinstance(v, (int, float)) and 0 <= v <= seconds for v in (fit, predict)):
+                parts[f"{stage} fit"], parts[f"{stage} predict"] = fit, predict
+                seconds -= fit + predict
+            parts[f"{stage} rest"] = seconds
+        elif kind == "train" and isinstance(record.get("seconds"), (int, float)) and \
+                0 <= record["seconds"] <= seconds:
+            parts[f"{stage} steps"] = record["seconds"]
+            parts[f"{stage} rest"] = seconds - record["seconds"]
+        else:
+            parts[stage] = seconds
+    if not parts:
+        return None
+    if wall is not None:
+        parts["overhead"] = max(0.0, wall - sum(parts.values()))
+    return {"wall_seconds": wall, "parts": parts}
+
+
+def cost_summary(costs: list[dict]) -> dict | None:
+    """The median over computed cells of each part's seconds, and of their wall time."""
+    import statistics
+
+    if not costs:
+        return None
+    names = sorted({name for cost in costs for name in cost["parts"]})
+    walls = [c["wall_seconds"] for c in costs if c["wall_seconds"] is not None]
+    return {"cells": len(costs), "median_wall_seconds": round(statistics.median(walls), 1) if walls else None,
+            "median_seconds": {name: round(statistics.median([c["parts"].get(name, 0.0) for c in costs]), 1)
+                               for name in names}}
+
+
 # --------------------------------------------------------------------------- reading the results
-def cell_rows(cells: dict, archs: list, excluded: list) -> list[dict]:
+def cell_rows(cells: dict, archs: list, excluded: list, costs: list | None = None) -> list[dict]:
     """One row per cell and feature space, with its metrics and per-image outcomes; cells whose recorded results
-    cannot be used are left out, each with one line in `excluded`."""
+    cannot be used are left out, each with one line in `excluded`. Each computed cell's `cell_cost` goes to
+    `costs`."""
     reader, rows = None, []
     with Blobs() as blobs:
         wanted = {}
@@ -311,10 +386,28 @@ def cell_rows(cells: dict, archs: list, excluded: list) -> list[dict]:
                 excluded.extend(exp.problems)
                 continue
             rows += found
+            if costs is not None:
+                cost = cell_cost(_all_facts(exp, archs, files), LOGS / f"{exp.name}.log")
+                if cost:
+                    costs.append(cost)
     finally:
         if reader:
             reader.close()
     return rows
+
+
+def _all_facts(exp, archs: list, files: dict) -> dict:
+    """kind_name -> run facts of every stage of the cell whose file the cache holds and reads cleanly."""
+    found = {}
+    for kind, name in fact_files(archs):
+        path = files.get((exp.name, "facts", f"{kind}_{name}"))
+        if path is None:
+            continue
+        try:
+            found[f"{kind}_{name}"] = read_facts(path, f"{kind}@{name}", exp)
+        except PipelineError:
+            continue  # a cost figure the less; the results' own checks are _rows_of's
+    return found
 
 
 def _rows_of(exp, seed: int, dim: int, archs: list, files: dict, test_labels):
@@ -517,8 +610,8 @@ def sweep_with(args, client, command: str) -> None:
         found = find_cells(archs, settings)
     elif not todo:
         print("sweep: nothing to run; redrawing the report", flush=True)
-    excluded: list = []
-    rows = cell_rows({cell: found[cell] for cell in cells if cell in found}, archs, excluded)
+    excluded, costs = [], []
+    rows = cell_rows({cell: found[cell] for cell in cells if cell in found}, archs, excluded, costs)
     if not rows:
         if failed:
             first = failed[0]
@@ -527,7 +620,11 @@ def sweep_with(args, client, command: str) -> None:
         raise PipelineError("no finished sweep experiment found; run `make sweep` first"
                             + (f" ({len(excluded)} excluded: {excluded[0]})" if excluded else ""))
     out = check_out_folder(args.out)
-    write_report(rows, params, timing or last_timing(out), excluded, failed, out, command)
+    timing = timing or last_timing(out)
+    summary = cost_summary(costs)
+    if summary:
+        timing = {**(timing or {}), "cell_cost": summary}
+    write_report(rows, params, timing, excluded, failed, out, command)
     print(f"sweep: {out / 'report.md'}", flush=True)
     if excluded:
         print(f"sweep: {len(excluded)} problem(s) with recorded results, those cells left out: {excluded[0]}",

@@ -131,6 +131,24 @@ def sufficient_rows(sizes: list[dict], names: list) -> list[list[str]]:
     return rows
 
 
+def cost_table(cost: dict | None) -> list[str]:
+    """Where a computed cell's time went: each part's median seconds over the cells, its share of the median
+    wall time, largest first."""
+    if not cost or not cost.get("median_seconds"):
+        return []
+    wall = cost.get("median_wall_seconds")
+    parts = sorted(cost["median_seconds"].items(), key=lambda item: -item[1])
+    rows = [[escape(name), f"{seconds:,.1f}", f"{seconds / wall:.0%}" if wall else "–"] for name, seconds in parts]
+    return ["## Where a cell's time goes", "",
+            f"Median over the {cost['cells']} cell(s) these logs and run facts cover"
+            + (f" (a cell's median wall time: {wall:,.0f} s)" if wall else "") + ": each stage that ran in a cell, "
+            "its process's own seconds (metrics/run/), a training stage's optimizer steps and an SVM's fit and "
+            "predict apart; overhead is the rest of the cell's wall time (the clone, DVC and git, and the "
+            "download, prepare and report stages, which record no facts). A stage restored from the run-cache "
+            "costs its cell nothing and is not counted.", "",
+            table(["part", "seconds", "share of a cell"], rows), ""]
+
+
 def verdict_mark(record: dict) -> str:
     """≡ sufficient, ✗ worse, (≡) equivalent but not reached, ? undecided with the seeds that would decide it."""
     verdict = record.get("verdict")
@@ -242,7 +260,7 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
     seeds = max((r["seeds"] for r in summary), default=0)
     images = max((r["images"] for r in summary), default=0)
     lines = [f"# {escape(title)}", "", "![results against latent size](latent_size.png)", ""]
-    if timing:
+    if timing and "where" in timing:
         seconds = [v for v in timing.get("cell_seconds") or [] if isinstance(v, (int, float))]
         parts = [v for v in timing.get("part_seconds") or [] if isinstance(v, (int, float))]
         busy = timing.get("busy_share")
@@ -254,6 +272,7 @@ def markdown(summary: list[dict], comparisons: list[dict], rank: dict, names: li
                      else "")
                   + (f"; the cells kept the slots busy {busy:.0%} of that time" if isinstance(busy, float) else "")
                   + ".", ""]
+    lines += cost_table((timing or {}).get("cell_cost"))
     if failed:
         lines += ["## Failed cells", "",
                   table(["seed", "latent size", "error", "log"],
