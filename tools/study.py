@@ -167,17 +167,6 @@ def sufficient_table(sizes: list[dict], names: list) -> str:
     return table(["feature space", *(m.label for m in METRICS)], sufficient_rows(sizes, names))
 
 
-def metric_table(results: list[dict], metric, names: list, dims: list) -> str:
-    rows = []
-    for name in names:
-        found = {r["latent_dim"]: r for r in results if r["name"] == name and r["metric"] == metric.key}
-        if found:
-            rows.append([feature_label(name), *(
-                f"{metric.format(found[d]['mean'])}{_interval(metric, found[d]['ci_low'], found[d]['ci_high'])}"
-                if d in found else "–" for d in dims)])
-    return table(["feature space", *(f"latent {d}" for d in dims)], rows)
-
-
 def steady_and_flipping(comparisons: list[dict], metric, dims: list) -> tuple[list[str], list[str]]:
     """Pairs one of which is significantly better at every latent size; pairs whose order flips between sizes."""
     pairs: dict = {}
@@ -217,6 +206,45 @@ def _sizes(some: list, dims: list) -> str:
     return ", ".join(map(str, some[:-1])) + (" and " if len(some) > 1 else "") + str(some[-1])
 
 
+def decisions(sizes: list[dict]) -> str | None:
+    """How many sizes below each best the study decided, and what would decide the rest (a newer sweep's
+    latent_sizes.csv says; an older one's has no verdicts)."""
+    judged = [r for r in sizes if r.get("verdict") not in (None, "best", "larger")]
+    if not judged:
+        return None
+    count = {v: sum(r["verdict"] == v for r in judged) for v in ("sufficient", "worse", "not reached", "undecided")}
+    planned = sorted(int(r["seeds_to_decide"]) for r in judged
+                     if r["verdict"] == "undecided" and r.get("seeds_to_decide") is not None)
+    line = (f"- Decided: {count['sufficient']} sizes sufficient and {count['worse']} worse beyond the margin, of "
+            f"{len(judged)} sizes below a best; {count['undecided']} undecided, {count['not reached']} not reached "
+            f"by the step-down.")
+    if count["undecided"]:
+        line += (f" Seeds that would decide an undecided one with power 0.8: {_spread(planned)}"
+                 + (f"; {count['undecided'] - len(planned)} not within 100 seeds" if len(planned) <
+                    count["undecided"] else "") + ".")
+    return line
+
+
+def _spread(values: list[int]) -> str:
+    if not values:
+        return "none within 100 seeds"
+    middle = values[len(values) // 2]
+    return f"{values[0]} to {values[-1]} (median {middle})" if len(values) > 1 else str(values[0])
+
+
+def failures(results: list[dict]) -> str | None:
+    """The set-ups some of whose runs failed, from results.csv's counts (a newer sweep's)."""
+    seen, found = set(), []
+    for r in results:
+        key = (r["name"], r["latent_dim"])
+        if r.get("failed") and key not in seen:
+            seen.add(key)
+            found.append(f"{feature_label(r['name'])} at {r['latent_dim']}: {int(r['failed'])} of {int(r['runs'])}")
+    if not any(r.get("runs") is not None for r in results):
+        return None
+    return "- Runs that failed (no better than the mean image; counted apart): " + ("; ".join(found) or "none") + "."
+
+
 def section(folder: Path) -> list[str]:
     study = read_study(folder)
     results, comparisons, sizes = study["results"], study["comparisons"], study["latent_sizes"]
@@ -224,20 +252,19 @@ def section(folder: Path) -> list[str]:
     names = list(dict.fromkeys(r["name"] for r in results))
     seeds = max(r["seeds"] for r in results)
     images = max(r["images"] for r in results)
+    accuracy = METRIC["accuracy"]
+    steady, flips = steady_and_flipping(comparisons, accuracy, dims)
     lines = [f"### {folder.name}: {seeds} seeds, {images:,} test images, latent sizes "
              f"{', '.join(map(str, dims))}", "",
              f"![{folder.name}: each metric against latent size, with interval bands]({folder / 'latent_size.png'})",
-             "", "Smallest sufficient latent size (equivalent to the best size within the margin, Holm over the "
-             "sizes), and the best size:", "", sufficient_table(sizes, names), "", SIZE_CAVEATS, ""]
-    for metric in (METRIC["accuracy"], METRIC["test_mse"]):
-        lines += [f"{metric.label}, mean [interval over seeds and test images]:", "",
-                  metric_table(results, metric, names, dims), ""]
-        steady, flips = steady_and_flipping(comparisons, metric, dims)
-        lines += [f"- {metric.label}, holds at every size (Holm within each size): "
-                  + ("; ".join(steady) if steady else "no pair is separated at every size") + ".",
-                  f"- {metric.label}, changes with the size (separated both ways):"
-                  + ("".join(f"\n  - {flip}." for flip in flips) if flips else " no ranking flips."), ""]
-    lines += [f"All metrics, every comparison and the command: [{folder}/report.md]({folder / 'report.md'}).", ""]
+             "", "Smallest sufficient latent size, and the best size:", "", sufficient_table(sizes, names), ""]
+    lines += [line for line in (decisions(sizes), failures(results)) if line]
+    lines += [f"- {accuracy.label}, holds at every size: " + ("; ".join(steady) if steady else
+                                                               "no pair is separated at every size") + ".",
+              f"- {accuracy.label}, changes with the size:"
+              + ("".join(f"\n  - {flip}." for flip in flips) if flips else " no ranking flips."),
+              "", f"Means with their intervals, every comparison, the runs and the command: "
+                  f"[{folder}/report.md]({folder / 'report.md'}).", ""]
     return lines
 
 
@@ -245,7 +272,7 @@ def render(studies: Path) -> str:
     folders = sorted(p for p in studies.iterdir() if p.is_dir()) if studies.is_dir() else []
     if not folders:
         raise PipelineError(f"{studies}/: no study folder; run make sweep with --out {studies}/<dataset> first")
-    return "\n".join([BEGIN, "", *(line for folder in folders for line in section(folder)), END])
+    return "\n".join([BEGIN, "", SIZE_CAVEATS, "", *(line for folder in folders for line in section(folder)), END])
 
 
 def replace_section(readme: str, new: str) -> str:

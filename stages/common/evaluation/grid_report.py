@@ -114,8 +114,8 @@ def sufficient_cell(record: dict, largest: int) -> str:
     """The smallest sufficient size, said so that the best size alone is not read as a smaller one shown, and
     so that a best at the largest size tried is read as "perhaps more would do better"."""
     best, smallest = record["best_dim"], record["smallest_sufficient"]
-    at_edge = "best, the largest tried" if best == largest else "best"
-    return f"{best} ({at_edge}; none smaller ≡)" if smallest == best else f"{smallest} ({at_edge} {best})"
+    edge = ", the largest tried" if best == largest else ""
+    return f"{best} (best{edge}; none smaller ≡)" if smallest == best else f"{smallest} (best {best}{edge})"
 
 
 def sufficient_rows(sizes: list[dict], names: list) -> list[list[str]]:
