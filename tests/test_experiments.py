@@ -212,3 +212,16 @@ def test_git_that_cannot_record_the_changes_is_said_with_what_to_do(tmp_path, mo
     with pytest.raises(PipelineError) as err:  # what git says on a read-only .git: nothing, exit 1
         workspace_commit(ROOT)
     assert "git stash create (no message, exit 1)" in str(err.value) and ".git must be writable" in str(err.value)
+
+
+def test_a_cell_cost_in_an_old_timing_file_is_never_read_back(tmp_path):  # #43: a file a tool reads back
+    repo = long_history(tmp_path / "repo", 2, CELLS[:2], {"seeds": [1, 2], "latent_dims": [2]})
+    (repo / "plots/sweep").mkdir(parents=True)
+    (repo / "plots/sweep/timing.json").write_text(json.dumps(
+        {"where": "here", "cells": 2, "wall_seconds": 10.0,
+         "cell_cost": {"cells": "many", "median_wall_seconds": "x", "median_seconds": {"<b>": "junk"}}}))
+    proc = tool(repo, "sweep", "--report-only")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    report = (repo / "plots/sweep/report.md").read_text()
+    assert "Wall time of the sweep run that computed 2" in report and "Where a cell's time goes" not in report
+    assert "cell_cost" not in json.loads((repo / "plots/sweep/timing.json").read_text())

@@ -475,6 +475,7 @@ def last_timing(out: Path) -> dict | None:
     if not isinstance(timing.get("where"), str) or not timing.get("cells"):
         return None
     check_numbers(timing, path, "sweep", ("wall_seconds", "cells"))
+    timing.pop("cell_cost", None)  # redrawn from the logs and the run facts each time, never read back
     return timing
 
 
