@@ -315,7 +315,7 @@ def test_the_step_down_tests_sizes_below_the_best_largest_first_and_stops_at_the
     margins = {"trustworthiness": Margin(0.005, relative=False)}
     # 64 best, 32 within the margin, 16 far below it, 8 within the margin again: 8 is never reached.
     sizes = latent_sizes(size_rows({8: 0.990, 16: 0.95, 32: 0.9899, 64: 0.990, 128: 0.9895}, sd=0.0002),
-                         CONFIDENCE, ALPHA, margins)
+                         ALPHA, margins)
     by_dim = {r["latent_dim"]: r for r in sizes}
     assert by_dim[64]["verdict"] == "best" and by_dim[64]["best_dim"] == 64
     assert by_dim[32]["verdict"] == "sufficient" and by_dim[32]["in_sequence"]
@@ -327,7 +327,7 @@ def test_the_step_down_tests_sizes_below_the_best_largest_first_and_stops_at_the
 
 def test_an_undecided_size_gets_the_seeds_that_would_decide_it():
     margins = {"trustworthiness": Margin(0.005, relative=False)}
-    sizes = latent_sizes(size_rows({32: 0.988, 64: 0.992}, sd=0.004), CONFIDENCE, ALPHA, margins, power=0.8)
+    sizes = latent_sizes(size_rows({32: 0.988, 64: 0.992}, sd=0.004), ALPHA, margins, power=0.8)
     undecided = next(r for r in sizes if r["latent_dim"] == 32)
     assert undecided["best_dim"] == 64
     assert undecided["verdict"] == "undecided" and undecided["seeds_to_decide"] > 3
@@ -361,7 +361,7 @@ def test_simulated_step_down_calls_a_size_worse_by_the_margin_sufficient_at_most
         outcomes = simulated(rng, 1, 3, 2000, thetas, seed_sd, own_sd)
         rows = [{"seed": s, "latent_dim": dim, "name": "conv", "per_image": {"accuracy": outcomes[k][0, s]}}
                 for k, dim in enumerate(truths) for s in range(3)]
-        sizes = latent_sizes(rows, CONFIDENCE, ALPHA, margins)
+        sizes = latent_sizes(rows, ALPHA, margins)
         false_claims += any(r["verdict"] == "sufficient" for r in sizes)  # the best itself is no such claim
     print(f"\nstep-down, sizes worse than the best by at least the margin called sufficient in "
           f"{false_claims / studies:.1%} of studies")

@@ -47,7 +47,7 @@ def made_up_study(folder: Path) -> None:
     comparisons = grid.compare(rows, 0.95, 0.05)
     pd.DataFrame(grid.aggregate(rows, 0.95)).to_csv(folder / "results.csv", index=False)
     pd.DataFrame(comparisons).to_csv(folder / "comparisons.csv", index=False)
-    pd.DataFrame(grid.latent_sizes(rows, 0.95, 0.05, equivalence_margins(statistics))).to_csv(
+    pd.DataFrame(grid.latent_sizes(rows, 0.05, equivalence_margins(statistics))).to_csv(
         folder / "latent_sizes.csv", index=False)
     for name in study.FILES:  # what the README links to beside the tables
         (folder / name).write_text("made up")

@@ -104,7 +104,7 @@ def test_the_grid_report_says_which_latent_size_suffices_and_draws_bands():
     statistics = StatisticsSettings(confidence=0.95, alpha=0.05, margin_accuracy_points=0.5, margin_mse_percent=5,
                                     margin_trustworthiness=0.005, failure_mse_fraction=1.0,
                                     convergence_drop_percent=2, power=0.8)
-    sizes = grid.latent_sizes(rows, 0.95, 0.05, equivalence_margins(statistics))
+    sizes = grid.latent_sizes(rows, 0.05, equivalence_margins(statistics))
     accuracy = {(r["name"], r["latent_dim"]): r for r in sizes if r["metric"] == "accuracy"}
     assert accuracy[("conv", 8)]["equivalent"] and accuracy[("conv", 8)]["smallest_sufficient"] == 8
     assert not accuracy[("vae", 8)]["equivalent"] and accuracy[("vae", 8)]["smallest_sufficient"] == 32

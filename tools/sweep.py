@@ -517,8 +517,8 @@ def write_report(rows: list, params: dict, timing: dict | None, excluded: list, 
     counts = grid.run_counts(judged, statistics.confidence)
     summary = grid.aggregate(trained, statistics.confidence)
     comparisons = grid.compare(trained, statistics.confidence, statistics.alpha)
-    sizes = grid.latent_sizes([r for r in trained if r["name"] not in FIXED_SIZE], statistics.confidence,
-                              statistics.alpha, equivalence_margins(statistics), statistics.power)
+    sizes = grid.latent_sizes([r for r in trained if r["name"] not in FIXED_SIZE], statistics.alpha,
+                              equivalence_margins(statistics), statistics.power)
     rank = grid.ranks(trained, comparisons)
     names = list(dict.fromkeys(r["name"] for r in rows))
     title = f"Seeds x latent-size sweep on {params['data.dataset']}: {len({r['seed'] for r in rows})} seed(s), " \

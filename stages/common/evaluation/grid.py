@@ -389,10 +389,11 @@ class Margin:
     relative: bool
 
 
-def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dict, power: float = 0.8) -> list[dict]:
+def latent_sizes(rows: list[dict], alpha: float, margins: dict, power: float = 0.8) -> list[dict]:
     """For each feature space with more than one latent size and each metric with a margin: every size against
     that feature space's best size (best mean), paired by seed and image, and a step-down equivalence test of the
-    sizes below the best (`_step_down`). `smallest_sufficient`: the last size the step-down showed equivalent (or
+    sizes below the best (`_step_down`), each with the (1 - 2 alpha) interval that goes with a test at alpha.
+    `smallest_sufficient`: the last size the step-down showed equivalent (or
     the best itself). Each size left undecided gets the seeds that would decide it (`seeds_to_decide`)."""
     out = []
     for name in _names(rows):
@@ -403,7 +404,7 @@ def latent_sizes(rows: list[dict], confidence: float, alpha: float, margins: dic
             found = {dim: v for dim, v in found.items() if v}
             if len(found) < 2:
                 continue
-            out += _against_best(metric, name, found, confidence, alpha, margins[metric.key], power)
+            out += _against_best(metric, name, found, alpha, margins[metric.key], power)
     return out
 
 
@@ -451,8 +452,7 @@ def verdict(record: dict, alpha: float) -> str:
     return "undecided"
 
 
-def _against_best(metric: Metric, name: str, found: dict, confidence: float, alpha: float, margin: Margin,
-                  power: float):
+def _against_best(metric: Metric, name: str, found: dict, alpha: float, margin: Margin, power: float):
     def mean_of(values: dict) -> float:
         return float(np.mean([np.mean(v) for v in values.values()]))
 
