@@ -26,7 +26,7 @@ from pathlib import Path
 from stages.common.errors import PipelineError
 from stages.common.evaluation.metrics import BASELINES, METRICS, in_range
 from stages.common.outputs.layout import errors_path, metrics_path, predictions_path, run_path
-from stages.common.outputs.read import MAX_TEXT_BYTES, load_errors, load_predictions
+from stages.common.outputs.read import MAX_TEXT_BYTES, load_errors, load_predictions, read_json
 from stages.common.settings import parse_yaml
 
 EXPS_NAMESPACE = "refs/exps"
@@ -44,7 +44,8 @@ def dvc(*args: str, capture: bool = True, env: dict | None = None, cwd=None) -> 
 def git(*args: str, cwd=None, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=cwd)
     if check and proc.returncode:
-        raise PipelineError(f"git {' '.join(args)}: {' '.join(proc.stderr.split())[-300:] or proc.returncode}")
+        said = " ".join(proc.stderr.split())[-300:] or f"no message, exit {proc.returncode}"
+        raise PipelineError(f"git {' '.join(args)} ({said})")
     return proc.stdout
 
 
@@ -210,12 +211,12 @@ def code_versions(revs: list[str], paths: list[str], cwd=None) -> dict:
 def workspace_commit(cwd=None) -> str:
     """A commit of the workspace as it is (uncommitted changes to tracked files included), or HEAD without any;
     made with `git stash create`, which changes neither the working tree nor the index."""
-    proc = subprocess.run(["git", "stash", "create"], capture_output=True, text=True, cwd=cwd)
-    if proc.returncode:
-        said = " ".join(proc.stderr.split())[-300:] or f"no message, exit {proc.returncode}"
-        raise PipelineError(f"git stash create ({said}): the sweep records this clone's uncommitted changes as a "
-                            "commit object, so .git must be writable by you; or commit the changes first")
-    return proc.stdout.strip() or git("rev-parse", "HEAD", cwd=cwd).strip()
+    try:
+        made = git("stash", "create", cwd=cwd).strip()
+    except PipelineError as err:
+        raise PipelineError(f"{err}: the sweep records this clone's uncommitted changes as a commit object, so "
+                            ".git must be writable by you; or commit the changes first") from None
+    return made or git("rev-parse", "HEAD", cwd=cwd).strip()
 
 
 # --------------------------------------------------------------------------- per-image outcomes
@@ -292,13 +293,16 @@ def fact_files(archs: list) -> list[tuple[str, str]]:
 
 def read_facts(path: Path, where: str, exp: Experiment) -> dict:
     """A run-facts file from the DVC cache, as a JSON object; PipelineError naming the experiment and the file."""
-    from stages.common.outputs.read import read_json
-
     try:
         return read_json(path, where)
     except PipelineError as err:
-        why = str(err).removeprefix(f"{path}: ").split("; rerun")[0]
-        raise PipelineError(f"{exp.name}: {where} (DVC cache file {path.name}): {why}") from None
+        raise from_cache(err, exp, where, path) from None
+
+
+def from_cache(err: PipelineError, exp: Experiment, where, path: Path) -> PipelineError:
+    """A reader's error about a DVC cache file, said of the experiment and the output it stands for."""
+    why = str(err).removeprefix(f"{path}: ").split("; rerun")[0]
+    return PipelineError(f"{exp.name}: {where} (DVC cache file {path.name}): {why}")
 
 
 def read_outcome(kind: str, name: str, path: Path, exp: Experiment) -> dict:
@@ -310,5 +314,4 @@ def read_outcome(kind: str, name: str, path: Path, exp: Experiment) -> dict:
             return {"accuracy": data["predicted"] == data["y_test"], "y_test": data["y_test"]}
         return dict(load_errors(path, name))
     except PipelineError as err:
-        why = str(err).removeprefix(f"{path}: ").split("; rerun")[0]
-        raise PipelineError(f"{exp.name}: {where} (DVC cache file {path.name}): {why}") from None
+        raise from_cache(err, exp, where, path) from None

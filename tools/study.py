@@ -20,8 +20,9 @@ from pathlib import Path
 
 from stages.common.data.datasets import PIXELS
 from stages.common.errors import PipelineError, run_stage
+from stages.common.evaluation.grid import VERDICTS
 from stages.common.evaluation.grid_report import SIZE_CAVEATS, sufficient_rows
-from stages.common.evaluation.metrics import BASELINES, METRIC, METRICS, feature_label
+from stages.common.evaluation.metrics import BASELINES, METRIC, METRICS, feature_label, in_range
 from stages.common.evaluation.tables import table
 from stages.common.models.catalogue import CATALOGUE
 from stages.common.outputs.atomic import atomic_path
@@ -40,7 +41,6 @@ COLUMNS = {"results.csv": ("latent_dim", "name", "metric", "seeds", "images", "m
            "latent_sizes.csv": ("name", "metric", "latent_dim", "best_dim", "smallest_sufficient")}
 # Columns a newer sweep writes, read where present.
 OPTIONAL = {"results.csv": ("runs", "failed"), "latent_sizes.csv": ("verdict", "seeds_to_decide")}
-VERDICTS = ("best", "sufficient", "worse", "larger", "not reached", "undecided")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A study's tables are kilobytes to a few megabytes (30 cells: 300 kB); past this one is not a sweep's.
 MAX_TABLE_BYTES = 16 << 20
@@ -85,9 +85,9 @@ def _check_row(path: Path, row: dict, number: int) -> None:
     if metric is not None:
         low, high = metric.bounds
         within = f"a number from {low:g} to {high:g} ({metric.label})"
-        for column in ("mean", "ci_low", "ci_high"):
-            checks[column] = ((lambda v: _number_in(v, low, high)) if column == "mean"
-                              else (lambda v: v is None or _number_in(v, low, high)), within)
+        checks["mean"] = (lambda v: in_range(metric, v), within)
+        for column in ("ci_low", "ci_high"):
+            checks[column] = (lambda v: v is None or in_range(metric, v), within)
         reach = high - low
         checks["mean_diff"] = (lambda v: _number_in(v, -reach, reach), f"a difference from {-reach:g} to {reach:g}")
     for column, (ok, expected) in checks.items():

@@ -77,8 +77,7 @@ RESULT_COLUMNS = ["latent_dim", "name", "metric", "seeds", "images", "mean", "ci
                   "failed", "failed_ci_low", "failed_ci_high", "unconverged", "active_units_mean", "active_units_min",
                   "active_units_max"]
 # What each autoencoder's run recorded besides its metrics, to judge it before it is compared (docs/study.md):
-# (metrics file kind, key, the values it may take).
-# (the stage whose run facts, metrics/run/<stage>_<arch>.json, hold it; key; its rule).
+# (the stage whose run facts, metrics/run/<stage>_<arch>.json, hold it; key; the values it may take).
 RUN_RECORDS = (("train", "mean_image_mse", "a number above 0 and at most 1"),
                ("train", "loss_drop_last_fifth", "a finite number or null"),
                ("train", "steps", "a whole number of steps, at least 1"),
@@ -531,8 +530,8 @@ def write_report(rows: list, params: dict, timing: dict | None, excluded: list, 
                         if k not in ("latent_dim", "name")}} for r in summary]
     # A set-up whose every run failed has no mean to give, and its failures are still a result: a row without
     # a metric.
-    results += [c for c in counts if not any((r["latent_dim"], r["name"]) == (c["latent_dim"], c["name"])
-                                              for r in summary)]
+    with_mean = {(r["latent_dim"], r["name"]) for r in summary}
+    results += [c for c in counts if (c["latent_dim"], c["name"]) not in with_mean]
     outputs.text(out / "results.csv", whole_numbers(pd.DataFrame(results, columns=RESULT_COLUMNS), (
         "seeds", "images", "runs", "failed", "unconverged", "active_units_min", "active_units_max")).assign(
         feature_space=[feature_label(r["name"]) for r in results]).to_csv(index=False))
@@ -620,7 +619,7 @@ def sweep_with(args, client, command: str) -> None:
                                 f"{first['error']} (log: {LOGS}/{first['name']}.log)")
         raise PipelineError("no finished sweep experiment found; run `make sweep` first"
                             + (f" ({len(excluded)} excluded: {excluded[0]})" if excluded else ""))
-    out = check_out_folder(args.out)
+    out = Path(args.out)  # checked by main before anything ran
     timing = timing or last_timing(out)
     summary = cost_summary(costs)
     if summary:

@@ -434,6 +434,10 @@ def _step_down(family: list[dict], best: int, alpha: float) -> None:
         reached = record["equivalent"]
 
 
+# What one size's comparison with its feature space's best can end in (`verdict`).
+VERDICTS = ("best", "sufficient", "worse", "larger", "not reached", "undecided")
+
+
 def verdict(record: dict, alpha: float) -> str:
     """What one size's comparison with the best decided: best, sufficient (the step-down showed it equivalent),
     worse (worse than the best by more than the margin, one-sided at alpha), larger (above the best, and not
